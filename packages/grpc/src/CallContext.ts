@@ -1,0 +1,112 @@
+/**
+ * What a handler knows about the call it is serving: request metadata, the
+ * deadline, the peer and the method, and a way to send response headers and
+ * set trailers.
+ *
+ * The adapter provides `CallContext` to every handler fiber and, through
+ * Effect's context, to every fiber that handler forks. `GrpcClient` reads it to
+ * link upstream calls to the call being served.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CallContext } from "@effect-grpc/grpc"
+ *
+ * const whoAmI = Effect.gen(function*() {
+ *   const ctx = yield* CallContext.CallContext
+ *   const user = ctx.metadata.get("x-user")[0]
+ *   yield* ctx.setTrailers(new CallContext.Metadata({}))
+ *   return `${ctx.method} from ${ctx.peer} as ${String(user)}`
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Context, Duration, Effect, Option } from "effect"
+import { Metadata } from "./GrpcError.js"
+
+export { Metadata }
+
+/**
+ * The surface every grpc-js server call shares (grpc-js does not export its
+ * `ServerSurfaceCall` type, so it is restated structurally here).
+ *
+ * @since 0.1.0
+ */
+export interface ServerCall extends NodeJS.EventEmitter {
+  readonly cancelled: boolean
+  readonly metadata: grpc.Metadata
+  getPeer(): string
+  getPath(): string
+  getDeadline(): grpc.Deadline
+  sendMetadata(responseMetadata: grpc.Metadata): void
+}
+
+/**
+ * The service a handler yields to learn about its call.
+ *
+ * @since 0.1.0
+ */
+export class CallContext extends Context.Service<CallContext, {
+  /** The method path, `"/package.Service/Method"`. */
+  readonly method: string
+  /** Request metadata (grpc-js has removed the transport headers such as `grpc-timeout`). `-bin` keys hold Buffers. */
+  readonly metadata: grpc.Metadata
+  /** The client's address, e.g. `"127.0.0.1:53122"`. */
+  readonly peer: string
+  /** When the client's deadline expires; `None` when the client set none. */
+  readonly deadline: Option.Option<Date>
+  /**
+   * The time left before the deadline, measured on the wall clock (HTTP/2
+   * deadlines are real time, whatever `Clock` the handler runs with).
+   */
+  readonly timeRemaining: Effect.Effect<Option.Option<Duration.Duration>>
+  /** Sends response headers now. Only the first call has an effect; without it grpc-js sends empty headers with the first message or the status. */
+  readonly sendHeaders: (headers: grpc.Metadata) => Effect.Effect<void>
+  /** Adds trailers to the final status, whether the handler succeeds or fails. */
+  readonly setTrailers: (trailers: grpc.Metadata) => Effect.Effect<void>
+  /** The underlying grpc-js call, for what this API does not cover (auth context, flow-control counters). */
+  readonly call: ServerCall
+}>()("@effect-grpc/grpc/CallContext") {}
+
+/** @since 0.1.0 */
+export type CallContextShape = CallContext["Service"]
+
+/**
+ * The implementation the adapter builds for each call. Fields are computed on
+ * first use so a call that never looks at its context pays almost nothing.
+ *
+ * @internal
+ */
+export class ServerCallContext implements CallContextShape {
+  /** Trailers accumulated by `setTrailers`; sent with the final status. */
+  trailers: grpc.Metadata | undefined = undefined
+  constructor(readonly call: ServerCall) {}
+
+  get method(): string {
+    return this.call.getPath()
+  }
+  get metadata(): grpc.Metadata {
+    return this.call.metadata
+  }
+  get peer(): string {
+    return this.call.getPeer()
+  }
+  get deadline(): Option.Option<Date> {
+    const deadline = this.call.getDeadline()
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline
+    return Number.isFinite(ms) ? Option.some(new Date(ms)) : Option.none()
+  }
+  get timeRemaining(): Effect.Effect<Option.Option<Duration.Duration>> {
+    return Effect.sync(() =>
+      Option.map(this.deadline, (d) => Duration.millis(Math.max(0, d.getTime() - Date.now())))
+    )
+  }
+  sendHeaders = (headers: grpc.Metadata): Effect.Effect<void> => Effect.sync(() => this.call.sendMetadata(headers))
+  setTrailers = (trailers: grpc.Metadata): Effect.Effect<void> =>
+    Effect.sync(() => {
+      if (this.trailers === undefined) this.trailers = trailers.clone()
+      else this.trailers.merge(trailers)
+    })
+}

@@ -1,0 +1,154 @@
+/**
+ * The service definitions the framework consumes: ts-proto's
+ * `outputServices=generic-definitions` output (the format nice-grpc uses too),
+ * and the types derived from them. Nothing here is written per service: the
+ * request, response and handler types all come from the generated `const`.
+ *
+ * @since 0.1.0
+ */
+import type * as grpc from "@grpc/grpc-js"
+import type { Effect, Stream } from "effect"
+import type { CallContext } from "./CallContext.js"
+import type { GrpcError } from "./GrpcError.js"
+
+/**
+ * A ts-proto message codec (`MessageFns<T>`), reduced to what the wire needs.
+ *
+ * @since 0.1.0
+ */
+export interface MessageType<T> {
+  encode(message: T): { finish(): Uint8Array }
+  decode(input: Uint8Array): T
+}
+
+/**
+ * One method of a generic definition.
+ *
+ * @since 0.1.0
+ */
+export interface MethodDefinition<Req = unknown, Res = unknown> {
+  readonly name: string
+  readonly requestType: MessageType<Req>
+  readonly responseType: MessageType<Res>
+  readonly requestStream: boolean
+  readonly responseStream: boolean
+}
+
+/**
+ * A ts-proto generic service definition, e.g. `EchoDefinition`.
+ *
+ * @since 0.1.0
+ */
+export interface ServiceDefinition {
+  readonly name: string
+  readonly fullName: string
+  readonly methods: { readonly [method: string]: MethodDefinition<never, never> }
+}
+
+/**
+ * The request message of a method.
+ *
+ * @since 0.1.0
+ */
+export type RequestOf<M> = M extends { readonly requestType: MessageType<infer T> } ? T : never
+
+/**
+ * The response message of a method.
+ *
+ * @since 0.1.0
+ */
+export type ResponseOf<M> = M extends { readonly responseType: MessageType<infer T> } ? T : never
+
+/**
+ * The call kind of a method, from its literal stream flags.
+ *
+ * @since 0.1.0
+ */
+export type MethodKind<M> = M extends { readonly requestStream: true }
+  ? M extends { readonly responseStream: true } ? "bidi" : "clientStreaming"
+  : M extends { readonly responseStream: true } ? "serverStreaming" : "unary"
+
+/**
+ * The handler of one method. `E` must be `GrpcError` (or `never`): any other
+ * failure type would have no status to send, so it does not compile; map
+ * domain errors with `Effect.mapError` first.
+ *
+ * | kind             | handler                                              |
+ * | ---------------- | ---------------------------------------------------- |
+ * | unary            | `(request, ctx) => Effect<Response, E, R>`           |
+ * | server-streaming | `(request, ctx) => Stream<Response, E, R>`           |
+ * | client-streaming | `(requests: Stream<Request>, ctx) => Effect<Response, E, R>` |
+ * | bidi             | `(requests: Stream<Request>, ctx) => Stream<Response, E, R>` |
+ *
+ * @since 0.1.0
+ */
+export type Handler<M, E extends GrpcError = GrpcError, R = unknown> = {
+  unary: (request: RequestOf<M>, ctx: CallContext["Service"]) => Effect.Effect<ResponseOf<M>, E, R>
+  serverStreaming: (request: RequestOf<M>, ctx: CallContext["Service"]) => Stream.Stream<ResponseOf<M>, E, R>
+  clientStreaming: (
+    requests: Stream.Stream<RequestOf<M>, GrpcError>,
+    ctx: CallContext["Service"]
+  ) => Effect.Effect<ResponseOf<M>, E, R>
+  bidi: (
+    requests: Stream.Stream<RequestOf<M>, GrpcError>,
+    ctx: CallContext["Service"]
+  ) => Stream.Stream<ResponseOf<M>, E, R>
+}[MethodKind<M>]
+
+/**
+ * Handlers for every method of a service, keyed as in the definition
+ * (`unaryEcho`, `serverStreamingEcho`, ...).
+ *
+ * @since 0.1.0
+ */
+export type ServiceHandlers<S extends ServiceDefinition, R = unknown> = {
+  readonly [K in keyof S["methods"]]: Handler<S["methods"][K], GrpcError, R>
+}
+
+/**
+ * The services the handlers of `H` require, minus `CallContext`, which the
+ * adapter provides to each call.
+ *
+ * @since 0.1.0
+ */
+export type HandlersContext<H> = Exclude<
+  {
+    [K in keyof H]: H[K] extends (...args: ReadonlyArray<never>) => infer Out
+      ? Out extends Effect.Effect<infer _A, infer _E, infer R> ? R
+      : Out extends Stream.Stream<infer _A, infer _E, infer R> ? R
+      : never
+      : never
+  }[keyof H],
+  CallContext
+>
+
+/**
+ * Builds the grpc-js `ServiceDefinition` (paths and codecs) for a generic
+ * definition. Used by both the server and the client.
+ *
+ * @internal
+ */
+export const toGrpcJs = (definition: ServiceDefinition): grpc.ServiceDefinition => {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
+  for (const [key, method] of Object.entries(definition.methods)) {
+    // The definition's codecs are typed per message; grpc-js stores them
+    // untyped. `never` in `ServiceDefinition` makes every codec assignable, so
+    // here they are widened back to `unknown` for grpc-js.
+    const requestType = method.requestType as MessageType<unknown>
+    const responseType = method.responseType as MessageType<unknown>
+    out[key] = {
+      path: `/${definition.fullName}/${method.name}`,
+      requestStream: method.requestStream,
+      responseStream: method.responseStream,
+      requestSerialize: (value) => toBuffer(requestType.encode(value).finish()),
+      requestDeserialize: (bytes) => requestType.decode(bytes),
+      responseSerialize: (value) => toBuffer(responseType.encode(value).finish()),
+      responseDeserialize: (bytes) => responseType.decode(bytes),
+      originalName: key
+    }
+  }
+  return out
+}
+
+/** A Buffer view of the encoded bytes, without copying them. */
+const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

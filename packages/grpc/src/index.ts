@@ -1,0 +1,9 @@
+/**
+ * Effect-native gRPC on @grpc/grpc-js.
+ *
+ * @since 0.1.0
+ */
+export * as CallContext from "./CallContext.js"
+export * as GrpcError from "./GrpcError.js"
+export * as GrpcServer from "./GrpcServer.js"
+export * as ServiceDefinition from "./ServiceDefinition.js"

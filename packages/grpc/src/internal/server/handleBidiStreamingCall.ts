@@ -1,0 +1,31 @@
+/**
+ * Bidi streaming: `(requests: Stream<Request>, ctx) => Stream<Response>`,
+ * with backpressure on both sides (see requestStream.ts and writeAll).
+ *
+ * @internal
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Stream } from "effect"
+import type { CallContext } from "../../CallContext.js"
+import type { GrpcError } from "../../GrpcError.js"
+import { requestStream } from "./requestStream.js"
+import { failureStatus, type HandlerRuntime, runHandler, trailersOf, writeAll } from "./runHandler.js"
+
+export const handleBidiStreamingCall = <Req, Res>(
+  runtime: HandlerRuntime,
+  handler: (
+    requests: Stream.Stream<Req, GrpcError>,
+    ctx: CallContext["Service"]
+  ) => Stream.Stream<Res, GrpcError, CallContext>
+): grpc.handleBidiStreamingCall<Req, Res> =>
+(call) =>
+  runHandler(
+    runtime,
+    call,
+    (ctx) => Stream.runForEachArray(handler(requestStream(call), ctx), (chunk) => writeAll(call, chunk)),
+    (exit, ctx) => {
+      if (exit._tag === "Success") call.end(trailersOf(ctx))
+      // grpc-js's documented way to end a writable server call with a status.
+      else call.emit("error", failureStatus(runtime, exit.cause, ctx))
+    }
+  )

@@ -1,0 +1,28 @@
+/**
+ * Server streaming: `(request, ctx) => Stream<Response>`. Responses are
+ * written as the Stream produces them, waiting for `'drain'` whenever grpc-js
+ * reports its buffer full.
+ *
+ * @internal
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Stream } from "effect"
+import type { CallContext } from "../../CallContext.js"
+import type { GrpcError } from "../../GrpcError.js"
+import { failureStatus, type HandlerRuntime, runHandler, trailersOf, writeAll } from "./runHandler.js"
+
+export const handleServerStreamingCall = <Req, Res>(
+  runtime: HandlerRuntime,
+  handler: (request: Req, ctx: CallContext["Service"]) => Stream.Stream<Res, GrpcError, CallContext>
+): grpc.handleServerStreamingCall<Req, Res> =>
+(call) =>
+  runHandler(
+    runtime,
+    call,
+    (ctx) => Stream.runForEachArray(handler(call.request, ctx), (chunk) => writeAll(call, chunk)),
+    (exit, ctx) => {
+      if (exit._tag === "Success") call.end(trailersOf(ctx))
+      // grpc-js's documented way to end a writable server call with a status.
+      else call.emit("error", failureStatus(runtime, exit.cause, ctx))
+    }
+  )

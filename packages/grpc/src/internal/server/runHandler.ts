@@ -1,0 +1,106 @@
+/**
+ * The one path from a grpc-js call to a fiber, shared by the four call kinds.
+ *
+ * 1. The handler's Effect is forked (synchronously, into the server's
+ *    FiberSet) with `CallContext` provided.
+ * 2. While that fiber runs, the call's `'cancelled'` event interrupts it.
+ *    grpc-js fires `'cancelled'` for a client cancel, an expired deadline and a
+ *    dropped connection; the fiber's finalizers run and the fibers it forked
+ *    (upstream calls included) are interrupted with it.
+ * 3. When the fiber exits, the listener is removed first and then the exit is
+ *    turned into the call's status. Since grpc-js 1.10 `'cancelled'` also
+ *    fires after every call that completed normally (grpc/grpc-node#2771);
+ *    by then the listener is gone, so a finished call is never treated as a
+ *    cancelled one.
+ *
+ * @internal
+ */
+import * as grpc from "@grpc/grpc-js"
+import { Cause, Effect, type Exit, type Fiber, Option } from "effect"
+import { CallContext, type ServerCall, ServerCallContext } from "../../CallContext.js"
+import { GrpcError } from "../../GrpcError.js"
+
+/** What the server gives each registered service to run its calls. */
+export interface HandlerRuntime {
+  /** Forks a handler fiber into the server's FiberSet, with the services of the layer that registered it. */
+  readonly runFork: <A, E extends GrpcError>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /** True once shutdown has passed its grace period and interrupts the remaining handlers. */
+  readonly isForcingShutdown: () => boolean
+}
+
+/** The status a call ends with, in grpc-js's shape. */
+export interface CallStatus {
+  readonly code: grpc.status
+  readonly details: string
+  readonly metadata: grpc.Metadata
+}
+
+export const runHandler = <A>(
+  runtime: HandlerRuntime,
+  call: ServerCall,
+  handler: (ctx: ServerCallContext) => Effect.Effect<A, GrpcError, CallContext>,
+  onExit: (exit: Exit.Exit<A, GrpcError>, ctx: ServerCallContext) => void
+): void => {
+  const ctx = new ServerCallContext(call)
+  const fiber = runtime.runFork(Effect.provideService(Effect.suspend(() => handler(ctx)), CallContext, ctx))
+  const interrupt = () => fiber.interruptUnsafe()
+  call.on("cancelled", interrupt)
+  // The call may have been cancelled before the handler started (grpc-js
+  // delivers the request of a unary call asynchronously).
+  if (call.cancelled) interrupt()
+  fiber.addObserver((exit) => {
+    call.off("cancelled", interrupt)
+    onExit(exit, ctx)
+  })
+}
+
+/** Trailers set with `CallContext.setTrailers`, merged with those of a `GrpcError`. */
+export const trailersOf = (ctx: ServerCallContext, extra?: grpc.Metadata): grpc.Metadata => {
+  const trailers = ctx.trailers ?? new grpc.Metadata()
+  if (extra !== undefined) trailers.merge(extra)
+  return trailers
+}
+
+/**
+ * The status for a handler that did not succeed:
+ * - a `GrpcError` is sent as it is;
+ * - a defect is logged on the server (with the handler's logger) and becomes
+ *   `INTERNAL` with a generic message, so no stack or message leaks;
+ * - an interruption becomes `CANCELLED`, or `UNAVAILABLE` when shutdown
+ *   interrupted it (grpc-js drops it when the client has already gone).
+ */
+export const failureStatus = (
+  runtime: HandlerRuntime,
+  cause: Cause.Cause<GrpcError>,
+  ctx: ServerCallContext
+): CallStatus => {
+  const error = Cause.findErrorOption(cause)
+  if (Option.isSome(error)) {
+    return { code: error.value.code, details: error.value.message, metadata: trailersOf(ctx, error.value.metadata) }
+  }
+  if (Cause.hasDies(cause)) {
+    runtime.runFork(Effect.logError(`gRPC handler ${ctx.method} died; the client receives INTERNAL`, cause))
+    return { code: grpc.status.INTERNAL, details: "Internal server error", metadata: trailersOf(ctx) }
+  }
+  return runtime.isForcingShutdown()
+    ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: trailersOf(ctx) }
+    : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: trailersOf(ctx) }
+}
+
+/** A Stream sink that writes each response and, when grpc-js reports its buffer full, waits for `'drain'`. */
+export const writeAll = <A>(
+  call: grpc.ServerWritableStream<unknown, A> | grpc.ServerDuplexStream<unknown, A>,
+  chunk: ReadonlyArray<A>
+): Effect.Effect<void> => {
+  let ready = true
+  for (let i = 0; i < chunk.length; i++) ready = call.write(chunk[i])
+  return ready ? Effect.void : waitForDrain(call)
+}
+
+const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const onDrain = () => resume(Effect.void)
+    call.once("drain", onDrain)
+    return Effect.sync(() => call.off("drain", onDrain))
+  })
+

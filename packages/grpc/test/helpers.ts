@@ -1,0 +1,134 @@
+/**
+ * Test helpers: a real GrpcServer on 127.0.0.1:0 serving Echo, and a plain
+ * @grpc/grpc-js client (no framework code) to talk to it over HTTP/2.
+ */
+import * as grpc from "@grpc/grpc-js"
+import { EchoClient, EchoDefinition, type EchoRequest, type EchoResponse } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { Context, Effect, Layer } from "effect"
+import * as net from "node:net"
+import { GrpcServer } from "../src/index.js"
+import type { ServiceHandlers } from "../src/ServiceDefinition.js"
+
+export type EchoHandlers = ServiceHandlers<typeof EchoDefinition, never>
+
+const unimplemented = () => {
+  throw new Error("not used in this test")
+}
+
+/** Handlers for the methods a test does not use. */
+export const echoDefaults: EchoHandlers = {
+  unaryEcho: unimplemented,
+  serverStreamingEcho: unimplemented,
+  clientStreamingEcho: unimplemented,
+  bidirectionalStreamingEcho: unimplemented
+}
+
+/** Starts a GrpcServer serving Echo in the current Scope and returns it with a raw grpc-js client. */
+export const startEcho = (handlers: Partial<EchoHandlers>, options?: Partial<GrpcServer.Options>) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(
+      GrpcServer.serve(EchoDefinition, { ...echoDefaults, ...handlers }).pipe(
+        Layer.provideMerge(GrpcServer.layer({ host: "127.0.0.1", port: 0, gracePeriod: "1 second", ...options }))
+      )
+    )
+    const server = Context.get(context, GrpcServer.GrpcServer)
+    const client = yield* rawClient(`127.0.0.1:${server.port}`)
+    return { server, client }
+  })
+
+export const rawClient = (address: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new EchoClient(address, grpc.credentials.createInsecure())),
+    (client) => Effect.sync(() => client.close())
+  )
+
+/** What a raw grpc-js client saw at the end of a call. */
+export interface Observed {
+  readonly code: grpc.status
+  readonly details: string
+  readonly headers: grpc.Metadata | undefined
+  readonly trailers: grpc.Metadata
+}
+
+/** A unary call through the raw client; resolves with the response (if any) and the final status. */
+export const unaryCall = (
+  client: EchoClient,
+  request: EchoRequest,
+  options: { metadata?: grpc.Metadata; deadline?: Date; onCall?: (call: grpc.ClientUnaryCall) => void } = {}
+) =>
+  Effect.callback<{ response: EchoResponse | undefined } & Observed>((resume) => {
+    let headers: grpc.Metadata | undefined
+    let response: EchoResponse | undefined
+    const call = client.unaryEcho(
+      request,
+      options.metadata ?? new grpc.Metadata(),
+      options.deadline ? { deadline: options.deadline } : {},
+      (_error, value) => {
+        response = value
+      }
+    )
+    call.on("metadata", (m) => (headers = m))
+    call.on("status", (status) =>
+      resume(Effect.succeed({ response, code: status.code, details: status.details, headers, trailers: status.metadata })))
+    options.onCall?.(call)
+  })
+
+/** Reads a raw client's response stream to its end. */
+export const collect = <A>(call: grpc.ClientReadableStream<A> | grpc.ClientDuplexStream<unknown, A>) =>
+  Effect.callback<{ messages: Array<A> } & Observed>((resume) => {
+    const messages: Array<A> = []
+    let headers: grpc.Metadata | undefined
+    call.on("metadata", (m) => (headers = m))
+    call.on("data", (m: A) => messages.push(m))
+    call.on("error", () => {})
+    call.on("status", (status) =>
+      resume(Effect.succeed({ messages, code: status.code, details: status.details, headers, trailers: status.metadata })))
+  })
+
+/** The final status of a client-streaming call made with a callback. */
+export const clientStreamingCall = (
+  client: EchoClient,
+  write: (call: grpc.ClientWritableStream<EchoRequest>) => void,
+  options: { deadline?: Date } = {}
+) =>
+  Effect.callback<{ response: EchoResponse | undefined } & Observed>((resume) => {
+    let response: EchoResponse | undefined
+    let headers: grpc.Metadata | undefined
+    const call = client.clientStreamingEcho(new grpc.Metadata(), options.deadline ? { deadline: options.deadline } : {}, (_e, v) => {
+      response = v
+    })
+    call.on("metadata", (m) => (headers = m))
+    call.on("status", (status) =>
+      resume(Effect.succeed({ response, code: status.code, details: status.details, headers, trailers: status.metadata })))
+    write(call)
+  })
+
+/**
+ * A TCP relay between the client and the server whose connections the test
+ * can cut, to drop a client's connection without the client cancelling.
+ */
+export const tcpProxy = (targetPort: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; cutAll: () => void; close: () => void }>((resume) => {
+      const sockets = new Set<net.Socket>()
+      const proxy = net.createServer((inbound) => {
+        const outbound = net.connect(targetPort, "127.0.0.1")
+        sockets.add(inbound).add(outbound)
+        inbound.pipe(outbound).pipe(inbound)
+        inbound.on("error", () => outbound.destroy())
+        outbound.on("error", () => inbound.destroy())
+        inbound.on("close", () => outbound.destroy())
+        outbound.on("close", () => inbound.destroy())
+      })
+      proxy.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({
+          port: (proxy.address() as net.AddressInfo).port,
+          cutAll: () => sockets.forEach((s) => s.destroy()),
+          close: () => {
+            sockets.forEach((s) => s.destroy())
+            proxy.close()
+          }
+        })))
+    }),
+    (proxy) => Effect.sync(() => proxy.close())
+  )
