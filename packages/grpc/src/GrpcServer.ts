@@ -83,6 +83,8 @@ export class GrpcServer extends Context.Service<GrpcServer, {
   ) => Effect.Effect<void, never, Scope.Scope>
   /** Handler fibers running now. */
   readonly activeCalls: Effect.Effect<number>
+  /** Completes when no handler fiber is running. */
+  readonly awaitIdle: Effect.Effect<void>
   /**
    * Graceful shutdown, as on release: stop accepting calls, let in-flight ones
    * finish within the grace period, interrupt the rest, close connections.
@@ -148,6 +150,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     port,
     addService,
     activeCalls: FiberSet.size(fibers),
+    awaitIdle: FiberSet.awaitEmpty(fibers),
     shutdown
   })
 })

@@ -42,7 +42,21 @@ export interface MethodDefinition<Req = unknown, Res = unknown> {
 export interface ServiceDefinition {
   readonly name: string
   readonly fullName: string
-  readonly methods: { readonly [method: string]: MethodDefinition<never, never> }
+  readonly methods: { readonly [method: string]: AnyMethodDefinition }
+}
+
+/**
+ * A method of any message types: `encode` accepting `never` and `decode`
+ * returning `unknown` make every ts-proto codec assignable without `any`.
+ *
+ * @since 0.1.0
+ */
+export interface AnyMethodDefinition {
+  readonly name: string
+  readonly requestType: { encode(message: never): { finish(): Uint8Array }; decode(input: Uint8Array): unknown }
+  readonly responseType: { encode(message: never): { finish(): Uint8Array }; decode(input: Uint8Array): unknown }
+  readonly requestStream: boolean
+  readonly responseStream: boolean
 }
 
 /**
@@ -132,8 +146,7 @@ export const toGrpcJs = (definition: ServiceDefinition): grpc.ServiceDefinition 
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   for (const [key, method] of Object.entries(definition.methods)) {
     // The definition's codecs are typed per message; grpc-js stores them
-    // untyped. `never` in `ServiceDefinition` makes every codec assignable, so
-    // here they are widened back to `unknown` for grpc-js.
+    // untyped, so they are viewed here as codecs of `unknown`.
     const requestType = method.requestType as MessageType<unknown>
     const responseType = method.responseType as MessageType<unknown>
     out[key] = {

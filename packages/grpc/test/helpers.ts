@@ -6,10 +6,10 @@ import * as grpc from "@grpc/grpc-js"
 import { EchoClient, EchoDefinition, type EchoRequest, type EchoResponse } from "@effect-grpc/protos/grpc/examples/echo/echo"
 import { Context, Effect, Layer } from "effect"
 import * as net from "node:net"
-import { GrpcServer } from "../src/index.js"
+import { type CallContext, GrpcServer } from "../src/index.js"
 import type { ServiceHandlers } from "../src/ServiceDefinition.js"
 
-export type EchoHandlers = ServiceHandlers<typeof EchoDefinition, never>
+export type EchoHandlers = ServiceHandlers<typeof EchoDefinition, CallContext.CallContext>
 
 const unimplemented = () => {
   throw new Error("not used in this test")

@@ -1,0 +1,165 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+import { Deferred, Effect, Fiber, Option, Stream } from "effect"
+import { CallContext } from "../src/index.js"
+import type { EchoRequest } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { clientStreamingCall, collect, rawClient, startEcho, tcpProxy, unaryCall } from "./helpers.js"
+
+/**
+ * Latches a handler uses to report what happened to it: it started, its own
+ * finalizer ran, and the child fiber it forked was interrupted.
+ */
+const probes = Effect.gen(function*() {
+  const started = yield* Deferred.make<void>()
+  const handlerInterrupted = yield* Deferred.make<void>()
+  const childInterrupted = yield* Deferred.make<void>()
+  /** Forks a child that runs until interrupted, reports start, and waits forever. */
+  const work = Effect.gen(function*() {
+    yield* Effect.forkChild(Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(childInterrupted, undefined))), {
+      startImmediately: true
+    })
+    yield* Deferred.succeed(started, undefined)
+    return yield* Effect.never
+  }).pipe(Effect.onInterrupt(() => Deferred.succeed(handlerInterrupted, undefined)))
+  const bothInterrupted = Effect.andThen(Deferred.await(handlerInterrupted), Deferred.await(childInterrupted))
+  return { started, work, bothInterrupted }
+})
+
+describe("GrpcServer: a client cancel interrupts the handler and the fibers it forked", () => {
+  it.effect("unary", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const { client } = yield* startEcho({ unaryEcho: () => p.work })
+      let call: grpc.ClientUnaryCall | undefined
+      const fiber = yield* Effect.forkChild(unaryCall(client, { message: "x" }, { onCall: (c) => (call = c) }))
+      yield* Deferred.await(p.started)
+      call!.cancel()
+      yield* p.bothInterrupted
+      const seen = yield* fiberResult(fiber)
+      assert.strictEqual(seen.code, grpc.status.CANCELLED)
+    }))
+
+  it.effect("server streaming", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const { client } = yield* startEcho({
+        serverStreamingEcho: () => Stream.concat(Stream.make({ message: "first" }), Stream.fromEffect(p.work))
+      })
+      const call = client.serverStreamingEcho({ message: "x" })
+      const first = yield* Effect.callback<string>((resume) => {
+        call.once("data", (m: { message: string }) => resume(Effect.succeed(m.message)))
+      })
+      assert.strictEqual(first, "first")
+      yield* Deferred.await(p.started)
+      const seen = yield* Effect.forkChild(collect(call), { startImmediately: true })
+      call.cancel()
+      yield* p.bothInterrupted
+      assert.strictEqual((yield* fiberResult(seen)).code, grpc.status.CANCELLED)
+    }))
+
+  it.effect("client streaming", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const { client } = yield* startEcho({
+        clientStreamingEcho: (requests) => Effect.andThen(Stream.runHead(requests), p.work)
+      })
+      let call: grpc.ClientWritableStream<EchoRequest> | undefined
+      const seen = yield* Effect.forkChild(
+        clientStreamingCall(client, (c) => {
+          call = c
+          c.write({ message: "one" })
+        }),
+        { startImmediately: true }
+      )
+      yield* Deferred.await(p.started)
+      call!.cancel()
+      yield* p.bothInterrupted
+      assert.strictEqual((yield* fiberResult(seen)).code, grpc.status.CANCELLED)
+    }))
+
+  it.effect("bidi", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const { client } = yield* startEcho({
+        bidirectionalStreamingEcho: (requests) =>
+          requests.pipe(Stream.take(1), Stream.concat(Stream.fromEffect(p.work)))
+      })
+      const call = client.bidirectionalStreamingEcho()
+      const seen = yield* Effect.forkChild(collect(call), { startImmediately: true })
+      call.write({ message: "one" })
+      yield* Deferred.await(p.started)
+      call.cancel()
+      yield* p.bothInterrupted
+      const result = yield* fiberResult(seen)
+      assert.strictEqual(result.code, grpc.status.CANCELLED)
+    }))
+})
+
+describe("GrpcServer: deadlines", () => {
+  it.effect("an expired deadline interrupts the handler; the client sees DEADLINE_EXCEEDED", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const deadlineSeen = yield* Deferred.make<Option.Option<Date>>()
+      const { client } = yield* startEcho({
+        unaryEcho: (_req, ctx) => Effect.andThen(Deferred.succeed(deadlineSeen, ctx.deadline), p.work)
+      })
+      const deadline = new Date(Date.now() + 300)
+      const result = yield* unaryCall(client, { message: "slow" }, { deadline })
+      assert.strictEqual(result.code, grpc.status.DEADLINE_EXCEEDED)
+      yield* p.bothInterrupted
+      // grpc-timeout has millisecond resolution; allow for transit time.
+      const seen = Option.getOrThrow(yield* Deferred.await(deadlineSeen))
+      assert.isAtMost(Math.abs(seen.getTime() - deadline.getTime()), 50)
+    }))
+
+  it.effect("a streaming handler is interrupted by the deadline too", () =>
+    Effect.gen(function*() {
+      const p = yield* probes
+      const { client } = yield* startEcho({ serverStreamingEcho: () => Stream.fromEffect(p.work) })
+      const result = yield* collect(client.serverStreamingEcho({ message: "x" }, { deadline: new Date(Date.now() + 200) }))
+      assert.strictEqual(result.code, grpc.status.DEADLINE_EXCEEDED)
+      yield* p.bothInterrupted
+    }))
+
+  it.effect("the call context reports no deadline when the client set none", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startEcho({
+        unaryEcho: () =>
+          Effect.gen(function*() {
+            const ctx = yield* CallContext.CallContext
+            const remaining = yield* ctx.timeRemaining
+            return { message: `${Option.isNone(ctx.deadline)} ${Option.isNone(remaining)} ${ctx.method}` }
+          })
+      })
+      const result = yield* unaryCall(client, { message: "x" })
+      assert.deepStrictEqual(result.response, { message: "true true /grpc.examples.echo.Echo/UnaryEcho" })
+    }))
+})
+
+describe("GrpcServer: a dropped client connection", () => {
+  it.effect("interrupts the in-flight handlers on it", () =>
+    Effect.gen(function*() {
+      const unary = yield* probes
+      const stream = yield* probes
+      const { server } = yield* startEcho({
+        unaryEcho: () => unary.work,
+        bidirectionalStreamingEcho: () => Stream.fromEffect(stream.work)
+      })
+      const proxy = yield* tcpProxy(server.port)
+      const client = yield* rawClient(`127.0.0.1:${proxy.port}`)
+      const unarySeen = yield* Effect.forkChild(unaryCall(client, { message: "x" }), { startImmediately: true })
+      const bidi = client.bidirectionalStreamingEcho()
+      const bidiSeen = yield* Effect.forkChild(collect(bidi), { startImmediately: true })
+      yield* Deferred.await(unary.started)
+      yield* Deferred.await(stream.started)
+      proxy.cutAll()
+      yield* unary.bothInterrupted
+      yield* stream.bothInterrupted
+      assert.strictEqual((yield* fiberResult(unarySeen)).code, grpc.status.UNAVAILABLE)
+      assert.strictEqual((yield* fiberResult(bidiSeen)).code, grpc.status.UNAVAILABLE)
+      yield* server.awaitIdle
+      assert.strictEqual(yield* server.activeCalls, 0)
+    }))
+})
+
+const fiberResult = <A>(fiber: Fiber.Fiber<A>) => Fiber.join(fiber)
