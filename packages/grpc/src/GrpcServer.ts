@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import * as grpc from "@grpc/grpc-js"
-import { Config, Context, Data, Duration, Effect, FiberSet, Layer, type Scope } from "effect"
+import { Config, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, type Scope } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCall.js"
@@ -95,7 +95,7 @@ export class GrpcServer extends Context.Service<GrpcServer, {
 
 /**
  * Binds a server in the current Scope. Closing the Scope shuts it down
- * gracefully, and always returns within about the grace period plus one second.
+ * gracefully, and always returns within about the grace period plus two seconds.
  *
  * @since 0.1.0
  */
@@ -122,12 +122,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   const shutdown = yield* Effect.cached(Effect.gen(function*() {
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
-    const drained = Effect.callback<void>((resume) => server.tryShutdown(() => resume(Effect.void)))
-    if (yield* finishesWithin(drained, gracePeriod)) return
+    const drained = yield* Deferred.make<void>()
+    server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))
+    if (yield* finishesWithin(Deferred.await(drained), gracePeriod)) return
     // 2. Interrupt the handlers still running; each answers UNAVAILABLE.
     forcing = true
-    yield* FiberSet.clear(fibers).pipe((clear) => finishesWithin(clear, 1000))
-    // 3. Close every connection, whatever is left.
+    yield* finishesWithin(FiberSet.clear(fibers), 1000)
+    // 3. Give those statuses a moment to be flushed, then close every
+    //    connection, whatever is left.
+    yield* finishesWithin(Deferred.await(drained), 1000)
     server.forceShutdown()
   }))
   yield* Effect.addFinalizer(() => shutdown)

@@ -87,14 +87,23 @@ export const failureStatus = (
     : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: trailersOf(ctx) }
 }
 
-/** A Stream sink that writes each response and, when grpc-js reports its buffer full, waits for `'drain'`. */
+/**
+ * Writes a chunk of responses. Whenever grpc-js reports its buffer full
+ * (`write` returns false), waits for `'drain'` before writing more, so a slow
+ * reader holds the handler back instead of growing the server's buffer.
+ */
 export const writeAll = <A>(
   call: grpc.ServerWritableStream<unknown, A> | grpc.ServerDuplexStream<unknown, A>,
   chunk: ReadonlyArray<A>
 ): Effect.Effect<void> => {
-  let ready = true
-  for (let i = 0; i < chunk.length; i++) ready = call.write(chunk[i])
-  return ready ? Effect.void : waitForDrain(call)
+  let i = 0
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    while (i < chunk.length) {
+      if (!call.write(chunk[i++])) return i < chunk.length ? Effect.andThen(waitForDrain(call), loop) : waitForDrain(call)
+    }
+    return Effect.void
+  })
+  return loop
 }
 
 const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>

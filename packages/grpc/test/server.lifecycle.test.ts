@@ -1,0 +1,173 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+import { Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { GrpcError, GrpcServer } from "../src/index.js"
+import { collect, rawClient, startEcho, unaryCall } from "./helpers.js"
+
+describe("GrpcServer: lifecycle", () => {
+  it.effect("binds port 0 to a free port and reports it", () =>
+    Effect.gen(function*() {
+      const a = yield* startEcho({ unaryEcho: Effect.succeed })
+      const b = yield* startEcho({ unaryEcho: Effect.succeed })
+      assert.isAbove(a.server.port, 0)
+      assert.notStrictEqual(a.server.port, b.server.port)
+    }))
+
+  it.effect("binding a port in use fails with GrpcServerError", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({})
+      const error = yield* Layer.build(GrpcServer.layer({ host: "127.0.0.1", port: server.port })).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "GrpcServerError")
+      assert.include(error.message, `127.0.0.1:${server.port}`)
+    }))
+
+  // The grace period is wall-clock time, so this test runs on the live clock.
+  it.live(
+    "graceful shutdown: a short call finishes, a stream past the grace period is interrupted with UNAVAILABLE, closing is bounded",
+    () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const shortStarted = yield* Deferred.make<void>()
+        const streamStarted = yield* Deferred.make<void>()
+        const streamInterrupted = yield* Deferred.make<void>()
+        const { server } = yield* startEcho({
+          unaryEcho: (req) =>
+            Deferred.succeed(shortStarted, undefined).pipe(Effect.andThen(Effect.sleep("200 millis")), Effect.as(req)),
+          serverStreamingEcho: () =>
+            Stream.make({ message: "first" }).pipe(
+              Stream.concat(Stream.fromEffect(Effect.andThen(Deferred.succeed(streamStarted, undefined), Effect.never))),
+              Stream.onExit(() => Deferred.succeed(streamInterrupted, undefined))
+            )
+        }, { gracePeriod: "500 millis" }).pipe(Scope.provide(scope))
+        const client = yield* rawClient(`127.0.0.1:${server.port}`)
+        const short = yield* Effect.forkChild(unaryCall(client, { message: "short" }), { startImmediately: true })
+        const long = yield* Effect.forkChild(collect(client.serverStreamingEcho({ message: "long" })), {
+          startImmediately: true
+        })
+        yield* Deferred.await(shortStarted)
+        yield* Deferred.await(streamStarted)
+
+        const started = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        const took = Date.now() - started
+
+        const shortSeen = yield* Fiber.join(short)
+        assert.strictEqual(shortSeen.code, grpc.status.OK)
+        assert.deepStrictEqual(shortSeen.response, { message: "short" })
+        const longSeen = yield* Fiber.join(long)
+        assert.strictEqual(longSeen.code, grpc.status.UNAVAILABLE)
+        assert.deepStrictEqual(longSeen.messages, [{ message: "first" }])
+        yield* Deferred.await(streamInterrupted)
+        assert.isAtLeast(took, 450, "waited for the grace period")
+        assert.isBelow(took, 500 + 2000 + 500, "bounded: grace + interrupt and flush windows + slack")
+
+        const after = yield* unaryCall(client, { message: "late" }, { deadline: new Date(Date.now() + 2000) })
+        assert.strictEqual(after.code, grpc.status.UNAVAILABLE)
+      })
+  )
+
+  it.live("shutdown with nothing in flight returns at once", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      yield* startEcho({ unaryEcho: Effect.succeed }, { gracePeriod: "10 seconds" }).pipe(Scope.provide(scope))
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      assert.isBelow(Date.now() - started, 1000)
+    }))
+})
+
+describe("GrpcServer: handlers run with the services of the layer that built the server", () => {
+  it.effect("Effect.sleep in a handler follows the test's TestClock", () =>
+    Effect.gen(function*() {
+      const sleeping = yield* Deferred.make<void>()
+      const { client } = yield* startEcho({
+        unaryEcho: (req) =>
+          Deferred.succeed(sleeping, undefined).pipe(
+            Effect.andThen(Effect.sleep("1 hour")),
+            Effect.as({ message: `${req.message} after an hour` })
+          )
+      })
+      const call = yield* Effect.forkChild(unaryCall(client, { message: "woke" }), { startImmediately: true })
+      yield* Deferred.await(sleeping)
+      yield* TestClock.adjust("1 hour")
+      const seen = yield* Fiber.join(call)
+      assert.deepStrictEqual(seen.response, { message: "woke after an hour" })
+    }))
+
+  it.effect("Effect.timeout in a handler fires in virtual time and becomes the call's status", () =>
+    Effect.gen(function*() {
+      const waiting = yield* Deferred.make<void>()
+      const { client } = yield* startEcho({
+        unaryEcho: () =>
+          Deferred.succeed(waiting, undefined).pipe(
+            Effect.andThen(Effect.never),
+            Effect.timeoutOrElse({
+              duration: "5 seconds",
+              orElse: () => Effect.fail(GrpcError.make(GrpcError.Status.DEADLINE_EXCEEDED, "upstream took over 5s"))
+            })
+          )
+      })
+      const call = yield* Effect.forkChild(unaryCall(client, { message: "x" }), { startImmediately: true })
+      yield* Deferred.await(waiting)
+      yield* TestClock.adjust("5 seconds")
+      const seen = yield* Fiber.join(call)
+      assert.strictEqual(seen.code, grpc.status.DEADLINE_EXCEEDED)
+      assert.strictEqual(seen.details, "upstream took over 5s")
+    }))
+})
+
+describe("GrpcServer: bad input", () => {
+  const RawEcho = grpc.makeGenericClientConstructor({
+    unaryEcho: {
+      path: "/grpc.examples.echo.Echo/UnaryEcho",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (bytes: Buffer) => bytes,
+      requestDeserialize: (bytes: Buffer) => bytes,
+      responseSerialize: (bytes: Buffer) => bytes,
+      responseDeserialize: (bytes: Buffer) => bytes
+    }
+  }, "Echo")
+  const rawBytes = (port: number, path: string, bytes: Buffer) =>
+    Effect.callback<grpc.StatusObject>((resume) => {
+      const client = new RawEcho(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+      const call = client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, () => {})
+      call.on("status", (status) => {
+        client.close()
+        resume(Effect.succeed(status))
+      })
+    })
+
+  it.effect("an undecodable request gets INTERNAL 'Error deserializing request' and the next call succeeds", () =>
+    Effect.gen(function*() {
+      const { server, client } = yield* startEcho({ unaryEcho: Effect.succeed })
+      // Field 1 (string) claiming 127 bytes that are not there.
+      const status = yield* rawBytes(server.port, "/grpc.examples.echo.Echo/UnaryEcho", Buffer.from([0x0a, 0x7f, 0x41]))
+      assert.strictEqual(status.code, grpc.status.INTERNAL)
+      assert.strictEqual(status.details, "Error deserializing request")
+      assert.deepStrictEqual((yield* unaryCall(client, { message: "next" })).response, { message: "next" })
+    }))
+
+  it.effect("an unknown method gets UNIMPLEMENTED", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({})
+      const status = yield* rawBytes(server.port, "/grpc.examples.echo.Echo/NoSuchMethod", Buffer.alloc(0))
+      assert.strictEqual(status.code, grpc.status.UNIMPLEMENTED)
+      const other = yield* rawBytes(server.port, "/no.such.Service/Method", Buffer.alloc(0))
+      assert.strictEqual(other.code, grpc.status.UNIMPLEMENTED)
+    }))
+
+  it.effect("an oversized request or response gets RESOURCE_EXHAUSTED and the next call succeeds", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startEcho({
+        unaryEcho: (req) => Effect.succeed({ message: req.message === "big reply" ? "x".repeat(4096) : req.message })
+      }, { maxReceiveMessageLength: 1024, maxSendMessageLength: 2048 })
+      const tooBig = yield* unaryCall(client, { message: "x".repeat(2000) })
+      assert.strictEqual(tooBig.code, grpc.status.RESOURCE_EXHAUSTED)
+      const replyTooBig = yield* unaryCall(client, { message: "big reply" })
+      assert.strictEqual(replyTooBig.code, grpc.status.RESOURCE_EXHAUSTED)
+      assert.deepStrictEqual((yield* unaryCall(client, { message: "small" })).response, { message: "small" })
+    }))
+})
+
