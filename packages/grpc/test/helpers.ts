@@ -36,9 +36,9 @@ export const startEcho = (handlers: Partial<EchoHandlers>, options?: Partial<Grp
     return { server, client }
   })
 
-export const rawClient = (address: string) =>
+export const rawClient = (address: string, options?: grpc.ChannelOptions) =>
   Effect.acquireRelease(
-    Effect.sync(() => new EchoClient(address, grpc.credentials.createInsecure())),
+    Effect.sync(() => new EchoClient(address, grpc.credentials.createInsecure(), options)),
     (client) => Effect.sync(() => client.close())
   )
 

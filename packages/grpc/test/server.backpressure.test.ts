@@ -1,0 +1,103 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+import { Deferred, Effect, Stream } from "effect"
+import { clientStreamingCall, rawClient, startEcho } from "./helpers.js"
+
+const N = Number(process.env.BP_N ?? 100_000)
+
+describe("GrpcServer: backpressure in both directions", () => {
+  it.effect(`a server stream of ${N} messages to a slow reader waits for 'drain'; the server buffer stays bounded`, () =>
+    Effect.gen(function*() {
+      let maxBuffered = 0
+      let heldBack = 0
+      const blocked = yield* Deferred.make<void>()
+      const { client } = yield* startEcho({
+        serverStreamingEcho: (_req, ctx) => {
+          // The grpc-js call is a Node Writable: its buffer is what must stay
+          // bounded. The test watches each write the adapter makes.
+          const call = ctx.call as grpc.ServerWritableStream<unknown, unknown>
+          const write = call.write.bind(call)
+          call.write = (chunk: unknown) => {
+            const ok = write(chunk)
+            maxBuffered = Math.max(maxBuffered, call.writableLength)
+            if (!ok) {
+              heldBack++
+              Deferred.doneUnsafe(blocked, Effect.void)
+            }
+            return ok
+          }
+          return Stream.range(1, N).pipe(Stream.map((i) => ({ message: String(i) })))
+        }
+      })
+      const call = client.serverStreamingEcho({ message: "go" })
+      // The reader takes one message, then stops reading until the server
+      // reports that it is held back.
+      const result = yield* Effect.callback<{ count: number; inOrder: boolean; code: grpc.status }>((resume) => {
+        let count = 0
+        let inOrder = true
+        call.on("data", (m: { message: string }) => {
+          count++
+          if (m.message !== String(count)) inOrder = false
+          if (count === 1) {
+            call.pause()
+            Effect.runFork(Effect.andThen(Deferred.await(blocked), Effect.sync(() => call.resume())))
+          }
+        })
+        call.on("error", () => {})
+        call.on("status", (s) => resume(Effect.succeed({ count, inOrder, code: s.code })))
+      })
+      assert.strictEqual(result.code, grpc.status.OK)
+      assert.strictEqual(result.count, N)
+      assert.isTrue(result.inOrder)
+      assert.isAbove(heldBack, 0, "the handler was held back by the slow reader")
+      // Node's object-mode highWaterMark is 16: one more is buffered when write() first returns false.
+      assert.isAtMost(maxBuffered, 17)
+    }), 60_000)
+
+  it.effect(`a client stream of ${N} messages to a slow handler pauses the call; the server buffer stays bounded`, () =>
+    Effect.gen(function*() {
+      let maxBuffered = 0
+      let clientWaits = 0
+      const { server } = yield* startEcho({
+        clientStreamingEcho: (requests, ctx) => {
+          const call = ctx.call as grpc.ServerReadableStream<unknown, unknown>
+          return requests.pipe(
+            // slow: each message costs a trip through the scheduler
+            Stream.mapEffect((r) =>
+              Effect.map(Effect.yieldNow, () => {
+                maxBuffered = Math.max(maxBuffered, call.readableLength)
+                return r
+              })
+            ),
+            Stream.runFold((): number => 0, (n) => n + 1),
+            Effect.map((n) => ({ message: String(n) }))
+          )
+        }
+      })
+      // grpc-js's client acknowledges writes at once while they fit in its
+      // per-call retry buffer (1 MiB by default), whatever HTTP/2 flow control
+      // says, and then copies that buffer on every message it sends: with
+      // 100k small messages that is quadratic (RetryingCall.clearSentMessages).
+      // A 64 KiB retry buffer makes the client wait for the server sooner.
+      const client = yield* rawClient(`127.0.0.1:${server.port}`, { "grpc.per_rpc_retry_buffer_size": 64 * 1024 })
+      const seen = yield* clientStreamingCall(client, (call) => {
+        let i = 0
+        const writeMore = () => {
+          while (i < N) {
+            i++
+            if (!call.write({ message: String(i) })) {
+              clientWaits++
+              call.once("drain", writeMore)
+              return
+            }
+          }
+          call.end()
+        }
+        writeMore()
+      })
+      assert.strictEqual(seen.code, grpc.status.OK)
+      assert.deepStrictEqual(seen.response, { message: String(N) })
+      assert.isAbove(clientWaits, 0, "the client was held back")
+      assert.isAtMost(maxBuffered, 16)
+    }), 60_000)
+})
