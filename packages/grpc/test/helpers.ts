@@ -3,7 +3,14 @@
  * @grpc/grpc-js client (no framework code) to talk to it over HTTP/2.
  */
 import * as grpc from "@grpc/grpc-js"
-import { EchoClient, EchoDefinition, type EchoRequest, type EchoResponse } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import {
+  EchoClient,
+  EchoDefinition,
+  type EchoRequest,
+  type EchoResponse,
+  type EchoServer,
+  EchoService
+} from "@effect-grpc/protos/grpc/examples/echo/echo"
 import { Context, Effect, Layer } from "effect"
 import * as net from "node:net"
 import { type CallContext, GrpcServer } from "../src/index.js"
@@ -131,4 +138,29 @@ export const tcpProxy = (targetPort: number) =>
         })))
     }),
     (proxy) => Effect.sync(() => proxy.close())
+  )
+
+/**
+ * A plain @grpc/grpc-js Echo server, no framework code, for tests where the
+ * framework's client must be checked against a peer we did not write.
+ */
+export const rawServer = (implementation: Partial<EchoServer>) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; server: grpc.Server }>((resume) => {
+      const server = new grpc.Server()
+      const missing = (_call: unknown, callback?: grpc.sendUnaryData<unknown>) =>
+        callback?.({ code: grpc.status.UNIMPLEMENTED })
+      server.addService(EchoService, {
+        unaryEcho: missing,
+        serverStreamingEcho: (call: grpc.ServerWritableStream<EchoRequest, EchoResponse>) =>
+          call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
+        clientStreamingEcho: missing,
+        bidirectionalStreamingEcho: (call: grpc.ServerDuplexStream<EchoRequest, EchoResponse>) =>
+          call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
+        ...implementation
+      })
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
+        resume(error ? Effect.die(error) : Effect.succeed({ port, server })))
+    }),
+    ({ server }) => Effect.sync(() => server.forceShutdown())
   )

@@ -9,7 +9,8 @@ import { Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
 import { requestStream } from "./requestStream.js"
-import { failureStatus, type HandlerRuntime, runHandler, trailersOf, writeAll } from "./runHandler.js"
+import { writeAll } from "../writeAll.js"
+import { failureStatus, type HandlerRuntime, runHandler, trailersOf } from "./runHandler.js"
 
 export const handleBidiStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,

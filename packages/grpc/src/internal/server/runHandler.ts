@@ -86,30 +86,3 @@ export const failureStatus = (
     ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: trailersOf(ctx) }
     : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: trailersOf(ctx) }
 }
-
-/**
- * Writes a chunk of responses. Whenever grpc-js reports its buffer full
- * (`write` returns false), waits for `'drain'` before writing more, so a slow
- * reader holds the handler back instead of growing the server's buffer.
- */
-export const writeAll = <A>(
-  call: grpc.ServerWritableStream<unknown, A> | grpc.ServerDuplexStream<unknown, A>,
-  chunk: ReadonlyArray<A>
-): Effect.Effect<void> => {
-  let i = 0
-  const loop: Effect.Effect<void> = Effect.suspend(() => {
-    while (i < chunk.length) {
-      if (!call.write(chunk[i++])) return i < chunk.length ? Effect.andThen(waitForDrain(call), loop) : waitForDrain(call)
-    }
-    return Effect.void
-  })
-  return loop
-}
-
-const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const onDrain = () => resume(Effect.void)
-    call.once("drain", onDrain)
-    return Effect.sync(() => call.off("drain", onDrain))
-  })
-

@@ -1,0 +1,77 @@
+/**
+ * Per-call options, and the automatic link to the server call being handled.
+ *
+ * A client call made from a handler fiber, or from any fiber it forked, finds
+ * that handler's `CallContext` in its own fiber context. Its deadline becomes
+ * the earlier of its own and the incoming call's, and goes out on the wire as
+ * `grpc-timeout`. Cancellation needs no wiring at all: the call runs in a
+ * child fiber of the handler, so interrupting the handler interrupts the call,
+ * whose finalizer cancels it on the wire.
+ *
+ * @internal
+ */
+import * as grpc from "@grpc/grpc-js"
+import { Context, Duration, Effect, Option } from "effect"
+import { CallContext } from "../../CallContext.js"
+
+/** Options every client method accepts. */
+export interface CallOptions {
+  /** Request metadata. */
+  readonly metadata?: grpc.Metadata | undefined
+  /** Absolute deadline (wall clock). */
+  readonly deadline?: Date | undefined
+  /** Relative deadline from the start of the call (wall clock). */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * `false` detaches this call from the server call being handled: it keeps
+   * its own deadline only. (Cancellation follows the fiber that runs the call;
+   * fork it outside the handler, e.g. with `Effect.forkDetach`, to outlive it.)
+   */
+  readonly propagate?: boolean | undefined
+  /** Called with the response headers when they arrive. */
+  readonly onHeaders?: ((headers: grpc.Metadata) => void) | undefined
+  /** Called with the trailers when the call ends, whatever its status. */
+  readonly onTrailers?: ((trailers: grpc.Metadata) => void) | undefined
+}
+
+/**
+ * Whether client calls in this region follow the server call being handled.
+ * Defaults to true; see `GrpcClient.withoutPropagation`.
+ */
+export const Propagation = Context.Reference<boolean>("@effect-grpc/grpc/GrpcClient/Propagation", {
+  defaultValue: () => true
+})
+
+/** What grpc-js needs to start a call. */
+export interface Prepared {
+  readonly metadata: grpc.Metadata
+  readonly options: grpc.CallOptions
+}
+
+const noOptions: grpc.CallOptions = {}
+
+/** Resolves metadata and the effective deadline for a call starting now, in the calling fiber. */
+export const prepare = (options: CallOptions | undefined): Effect.Effect<Prepared> =>
+  Effect.withFiber((fiber) => {
+    let deadline = options?.deadline?.getTime() ?? Infinity
+    if (options?.timeout !== undefined) {
+      deadline = Math.min(deadline, Date.now() + Duration.toMillis(Duration.fromInputUnsafe(options.timeout)))
+    }
+    if (options?.propagate !== false && fiber.getRef(Propagation)) {
+      const parent = Context.getOption(fiber.context, CallContext)
+      if (Option.isSome(parent) && Option.isSome(parent.value.deadline)) {
+        deadline = Math.min(deadline, parent.value.deadline.value.getTime())
+      }
+    }
+    return Effect.succeed({
+      metadata: options?.metadata ?? new grpc.Metadata(),
+      options: Number.isFinite(deadline) ? { deadline } : noOptions
+    })
+  })
+
+/** Attaches the header/trailer callbacks of `options` to a started call. */
+export const observe = (call: NodeJS.EventEmitter, options: CallOptions | undefined): void => {
+  if (options?.onHeaders) call.on("metadata", options.onHeaders)
+  const onTrailers = options?.onTrailers
+  if (onTrailers) call.on("status", (status: grpc.StatusObject) => onTrailers(status.metadata))
+}

@@ -1,0 +1,47 @@
+/**
+ * Client-streaming client call: writes the request Stream (with
+ * backpressure), then awaits the response. Interrupting the Effect, or a
+ * failure of the request Stream, cancels the call on the wire; the latter
+ * fails the Effect with the request Stream's error.
+ *
+ * @internal
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Deferred, Effect, Exit, Fiber, type Stream } from "effect"
+import * as GrpcError from "../../GrpcError.js"
+import { type CallOptions, observe, prepare } from "./callOptions.js"
+import type { MethodCodec } from "./codec.js"
+import { writeRequests } from "./writeRequests.js"
+
+export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
+<E = never, R = never>(requests: Stream.Stream<Req, E, R>, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError | E, R> =>
+  Effect.scoped(Effect.gen(function*() {
+    const prepared = yield* prepare(options)
+    const response = yield* Deferred.make<Res, GrpcError.GrpcError>()
+    let value_: Res | undefined
+    const call = channel.makeClientStreamRequest(
+      method.path,
+      method.serialize,
+      method.deserialize,
+      prepared.metadata,
+      prepared.options,
+      (_error, value) => {
+        value_ = value
+      }
+    )
+    observe(call, options)
+    // Complete on 'status' (after the callback), so trailers have been seen.
+    call.on("status", (status: grpc.StatusObject) =>
+      Deferred.doneUnsafe(
+        response,
+        status.code === 0 ? Exit.succeed(value_ as Res) : Exit.fail(GrpcError.fromStatus(status))
+      ))
+    yield* Effect.addFinalizer(() => Effect.sync(() => Deferred.isDoneUnsafe(response) || call.cancel()))
+    const writer = yield* Effect.forkScoped(writeRequests(call, requests), { startImmediately: true })
+    // The response may come before the requests end (the server answered
+    // early); a failed request Stream wins over the response still pending.
+    return yield* Effect.raceFirst(
+      Deferred.await(response),
+      Effect.andThen(Fiber.join(writer), Effect.never)
+    )
+  }))

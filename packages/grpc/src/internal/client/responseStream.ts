@@ -1,0 +1,109 @@
+/**
+ * The response Stream of a server-streaming or bidi client call.
+ *
+ * grpc-js's client call is an object-mode Readable. Messages are taken into a
+ * small buffer; when it fills, the call is paused (grpc-js then stops reading
+ * from HTTP/2 and flow control holds the server back) and resumed when the
+ * consumer pulls again. The Stream ends once grpc-js has delivered every
+ * message (`'end'`) and the status (`'status'`); a non-OK status fails it
+ * with a `GrpcError` after the messages that preceded it.
+ *
+ * If the consumer stops early (`Stream.take`), fails, or is interrupted, the
+ * Stream's scope closes and the call is cancelled on the wire. For bidi calls
+ * the request writer runs in the same scope; if the request Stream fails, the
+ * call is cancelled and the response Stream fails with that error.
+ *
+ * @internal
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Cause, Channel, Effect, Exit, Scope, Stream } from "effect"
+import * as GrpcError from "../../GrpcError.js"
+
+const highWaterMark = 16
+
+export interface ReadableCall extends NodeJS.EventEmitter {
+  pause(): unknown
+  resume(): unknown
+  cancel(): void
+}
+
+type Chunk<A> = readonly [A, ...Array<A>]
+
+export const responseStream = <Call extends ReadableCall, A, E = never, R = never>(
+  start: Effect.Effect<Call>,
+  writer?: (call: Call) => Effect.Effect<void, E, R>
+): Stream.Stream<A, GrpcError.GrpcError | E, R> =>
+  Stream.fromChannel(Channel.fromTransform((_, scope) =>
+    Effect.flatMap(start, (call) => {
+      let buffer: Array<A> = []
+      let paused = false
+      let ended = false
+      let status: grpc.StatusObject | undefined
+      let failure: Cause.Cause<E> | undefined
+      let wake: (() => void) | undefined
+      const notify = () => {
+        const w = wake
+        wake = undefined
+        w?.()
+      }
+      call.on("data", (message: A) => {
+        buffer.push(message)
+        if (buffer.length >= highWaterMark && !paused) {
+          paused = true
+          call.pause()
+        }
+        notify()
+      })
+      call.on("end", () => {
+        ended = true
+        notify()
+      })
+      call.on("status", (s: grpc.StatusObject) => {
+        status = s
+        notify()
+      })
+      // 'status' carries the error too; this only keeps Node from treating
+      // grpc-js's 'error' event as unhandled.
+      call.on("error", () => {})
+
+      const pull: Effect.Effect<Chunk<A>, GrpcError.GrpcError | E | Cause.Done> = Effect.suspend(() => {
+        if (failure !== undefined) return Effect.failCause(failure)
+        if (buffer.length > 0) {
+          const chunk = buffer as unknown as Chunk<A>
+          buffer = []
+          if (paused) {
+            paused = false
+            call.resume()
+          }
+          return Effect.succeed(chunk)
+        }
+        if (status !== undefined && ended) {
+          return status.code === 0 ? Cause.done() : Effect.fail(GrpcError.fromStatus(status))
+        }
+        return Effect.callback<Chunk<A>, GrpcError.GrpcError | E | Cause.Done>((resume) => {
+          wake = () => resume(pull)
+          return Effect.sync(() => {
+            wake = undefined
+          })
+        })
+      })
+
+      const cancelUnlessDone = Effect.sync(() => {
+        if (status === undefined) call.cancel()
+      })
+      const startWriter = writer === undefined ? Effect.void : Effect.forkIn(
+        writer(call).pipe(Effect.onExit((exit) =>
+          Exit.isFailure(exit) && !Exit.hasInterrupts(exit)
+            ? Effect.sync(() => {
+              failure = exit.cause
+              call.cancel()
+              notify()
+            })
+            : Effect.void
+        )),
+        scope,
+        { startImmediately: true }
+      )
+      return Scope.addFinalizer(scope, cancelUnlessDone).pipe(Effect.andThen(startWriter), Effect.as(pull))
+    })
+  ))

@@ -1,0 +1,34 @@
+/**
+ * Writing a Stream's chunks to a grpc-js call (either side) with backpressure.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+
+/** The part of a grpc-js writable call this needs (server responses or client requests). */
+export interface WritableCall<A> extends NodeJS.EventEmitter {
+  write(message: A): boolean
+}
+
+/**
+ * Writes a chunk of messages. Whenever grpc-js reports its buffer full
+ * (`write` returns false), waits for `'drain'` before writing more, so a slow
+ * reader holds the producer back instead of growing a buffer.
+ */
+export const writeAll = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>): Effect.Effect<void> => {
+  let i = 0
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    while (i < chunk.length) {
+      if (!call.write(chunk[i++]!)) return i < chunk.length ? Effect.andThen(waitForDrain(call), loop) : waitForDrain(call)
+    }
+    return Effect.void
+  })
+  return loop
+}
+
+const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const onDrain = () => resume(Effect.void)
+    call.once("drain", onDrain)
+    return Effect.sync(() => call.off("drain", onDrain))
+  })

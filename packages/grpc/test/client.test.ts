@@ -1,0 +1,204 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+import type { EchoRequest, EchoResponse } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { GrpcClient, GrpcError, GrpcTest } from "../src/index.js"
+import { echoDefaults, rawServer } from "./helpers.js"
+
+/** A client on its own channel, open for the rest of the test. */
+const echoClient = (port: number) =>
+  Effect.map(GrpcClient.makeChannel(`127.0.0.1:${port}`), (channel) => GrpcClient.makeWith(channel, EchoDefinition))
+
+describe("GrpcClient: the four call kinds against a GrpcServer", () => {
+  const Echo = GrpcTest.layer(EchoDefinition, {
+    unaryEcho: (req) => Effect.succeed({ message: `unary ${req.message}` }),
+    serverStreamingEcho: (req) => Stream.range(1, 3).pipe(Stream.map((i) => ({ message: `${req.message} ${i}` }))),
+    clientStreamingEcho: (requests) =>
+      Stream.runCollect(requests).pipe(Effect.map((all) => ({ message: all.map((r) => r.message).join("+") }))),
+    bidirectionalStreamingEcho: (requests) => Stream.map(requests, (r) => ({ message: r.message.toUpperCase() }))
+  })
+
+  it.effect("each kind returns the right messages", () =>
+    Effect.gen(function*() {
+      const echo = yield* GrpcClient.make(EchoDefinition)
+      assert.deepStrictEqual(yield* echo.unaryEcho({ message: "a" }), { message: "unary a" })
+      assert.deepStrictEqual(
+        yield* Stream.runCollect(echo.serverStreamingEcho({ message: "s" })),
+        [{ message: "s 1" }, { message: "s 2" }, { message: "s 3" }]
+      )
+      assert.deepStrictEqual(
+        yield* echo.clientStreamingEcho(Stream.make({ message: "x" }, { message: "y" })),
+        { message: "x+y" }
+      )
+      assert.deepStrictEqual(
+        yield* Stream.runCollect(echo.bidirectionalStreamingEcho(Stream.make({ message: "p" }, { message: "q" }))),
+        [{ message: "P" }, { message: "Q" }]
+      )
+    }).pipe(Effect.provide(Echo)))
+
+  it.effect("a non-OK status is a typed GrpcError with code, message and trailers", () =>
+    Effect.gen(function*() {
+      const echo = yield* GrpcClient.make(EchoDefinition)
+      const error = yield* echo.unaryEcho({ message: "" }).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "GrpcError")
+      assert.strictEqual(error.code, GrpcError.Status.INVALID_ARGUMENT)
+      assert.strictEqual(error.message, "empty")
+      assert.deepStrictEqual(error.metadata.get("x-why"), ["no message"])
+      const streamed = yield* Stream.runCollect(echo.serverStreamingEcho({ message: "" })).pipe(Effect.flip)
+      assert.strictEqual(streamed.code, GrpcError.Status.FAILED_PRECONDITION)
+    }).pipe(Effect.provide(GrpcTest.layer(EchoDefinition, {
+      ...echoDefaults,
+      unaryEcho: () => {
+        const md = new grpc.Metadata()
+        md.set("x-why", "no message")
+        return Effect.fail(GrpcError.make(GrpcError.Status.INVALID_ARGUMENT, "empty", md))
+      },
+      serverStreamingEcho: () => Stream.fail(GrpcError.make(GrpcError.Status.FAILED_PRECONDITION, "nope"))
+    }))))
+
+  it.effect("per-call metadata, deadline, response headers and trailers", () =>
+    Effect.gen(function*() {
+      const echo = yield* GrpcClient.make(EchoDefinition)
+      const metadata = new grpc.Metadata()
+      metadata.set("x-user", "ada")
+      let headers: grpc.Metadata | undefined
+      let trailers: grpc.Metadata | undefined
+      const deadline = new Date(Date.now() + 60_000)
+      const reply = yield* echo.unaryEcho({ message: "" }, {
+        metadata,
+        deadline,
+        onHeaders: (h) => (headers = h),
+        onTrailers: (t) => (trailers = t)
+      })
+      const [user, seenDeadline] = reply.message.split(" ")
+      assert.strictEqual(user, "ada")
+      assert.isAtMost(Math.abs(Number(seenDeadline) - deadline.getTime()), 50)
+      assert.deepStrictEqual(headers?.get("x-h"), ["1"])
+      assert.deepStrictEqual(trailers?.get("x-t"), ["2"])
+      const timedOut = yield* echo.unaryEcho({ message: "slow" }, { timeout: "150 millis" }).pipe(Effect.flip)
+      assert.strictEqual(timedOut.code, GrpcError.Status.DEADLINE_EXCEEDED)
+    }).pipe(Effect.provide(GrpcTest.layer(EchoDefinition, {
+      ...echoDefaults,
+      unaryEcho: (req, ctx) =>
+        req.message === "slow" ? Effect.never : Effect.gen(function*() {
+          const h = new grpc.Metadata()
+          h.set("x-h", "1")
+          const t = new grpc.Metadata()
+          t.set("x-t", "2")
+          yield* ctx.sendHeaders(h)
+          yield* ctx.setTrailers(t)
+          const deadline = Option.map(ctx.deadline, (d) => d.getTime())
+          return { message: `${ctx.metadata.get("x-user")[0]} ${Option.getOrElse(deadline, () => 0)}` }
+        })
+    }))))
+})
+
+/** A plain grpc-js server that reports each call's start and its 'cancelled' event. */
+const observedServer = Effect.gen(function*() {
+  const started = yield* Deferred.make<void>()
+  const cancelled = yield* Deferred.make<void>()
+  const watch = (call: NodeJS.EventEmitter) => {
+    call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.void))
+    Deferred.doneUnsafe(started, Exit.void)
+  }
+  const { port } = yield* rawServer({
+    unaryEcho: (call: grpc.ServerUnaryCall<EchoRequest, EchoResponse>) => watch(call),
+    serverStreamingEcho: (call: grpc.ServerWritableStream<EchoRequest, EchoResponse>) => {
+      watch(call)
+      // stream until the client goes away, respecting flow control
+      let i = 0
+      const pump = () => {
+        while (!call.cancelled && call.write({ message: String(++i) }));
+        if (!call.cancelled) call.once("drain", pump)
+      }
+      pump()
+    },
+    clientStreamingEcho: (call: grpc.ServerReadableStream<EchoRequest, EchoResponse>) => {
+      watch(call)
+      call.on("data", () => {})
+    },
+    bidirectionalStreamingEcho: (call: grpc.ServerDuplexStream<EchoRequest, EchoResponse>) => {
+      watch(call)
+      call.on("data", (m: EchoRequest) => call.write(m))
+    }
+  })
+  const echo = yield* echoClient(port)
+  return { echo, started, cancelled }
+})
+
+describe("GrpcClient: interruption cancels on the wire, as a plain grpc-js server observes", () => {
+  it.effect("interrupting a unary call", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      const fiber = yield* Effect.forkChild(echo.unaryEcho({ message: "x" }), { startImmediately: true })
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("interrupting a server-streaming consumer", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      const fiber = yield* Effect.forkChild(Stream.runDrain(echo.serverStreamingEcho({ message: "x" })), {
+        startImmediately: true
+      })
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("interrupting a client-streaming call", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      const fiber = yield* Effect.forkChild(echo.clientStreamingEcho(Stream.never), { startImmediately: true })
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("interrupting a bidi call", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      const fiber = yield* Effect.forkChild(
+        Stream.runDrain(echo.bidirectionalStreamingEcho(Stream.concat(Stream.make({ message: "a" }), Stream.never))),
+        { startImmediately: true }
+      )
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("a consumer that stops early (Stream.take(3)) cancels the call", () =>
+    Effect.gen(function*() {
+      const { echo, cancelled } = yield* observedServer
+      const first = yield* Stream.runCollect(Stream.take(echo.serverStreamingEcho({ message: "x" }), 3))
+      assert.deepStrictEqual(first.map((m) => m.message), ["1", "2", "3"])
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("a failing request Stream cancels the call and fails with its own error", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      // fails once the server has the call, so there is a call to cancel
+      const requests = Stream.concat(
+        Stream.make({ message: "a" }),
+        Stream.fromEffect(Effect.andThen(Deferred.await(started), Effect.fail("request source broke" as const)))
+      )
+      const error = yield* echo.clientStreamingEcho(requests).pipe(Effect.flip)
+      assert.strictEqual(error, "request source broke")
+      yield* Deferred.await(cancelled)
+    }))
+
+  it.effect("a failing request Stream of a bidi call cancels it too", () =>
+    Effect.gen(function*() {
+      const { echo, started, cancelled } = yield* observedServer
+      const requests = Stream.concat(
+        Stream.make({ message: "a" }),
+        Stream.fromEffect(Effect.andThen(Deferred.await(started), Effect.fail("broke" as const)))
+      )
+      const error = yield* Stream.runDrain(echo.bidirectionalStreamingEcho(requests)).pipe(Effect.flip)
+      assert.strictEqual(error, "broke")
+      yield* Deferred.await(cancelled)
+    }))
+})
