@@ -95,6 +95,37 @@ describe("GrpcServer: a client cancel interrupts the handler and the fibers it f
     }))
 })
 
+describe("GrpcServer: a client cancel that grpc-js delivers as a half-close first", () => {
+  // grpc/grpc-node#2583: grpc-js's client closes its side (END_STREAM) before
+  // sending RST_STREAM, so the server sees the request stream end normally and
+  // only then 'cancelled'. The adapter keeps listening for 'cancelled' until
+  // the handler exits, so the handler is still interrupted. If grpc-js stops
+  // sending the half-close, the `sawEnd` assertion below fails: drop it then.
+  it.effect("the handler sees the requests end, and is then interrupted", () =>
+    Effect.gen(function*() {
+      const gotFirst = yield* Deferred.make<void>()
+      const sawEnd = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const { client } = yield* startEcho({
+        clientStreamingEcho: (requests) =>
+          Stream.runForEach(requests, () => Deferred.succeed(gotFirst, undefined)).pipe(
+            Effect.andThen(Deferred.succeed(sawEnd, undefined)),
+            Effect.andThen(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+      })
+      let call: grpc.ClientWritableStream<EchoRequest> | undefined
+      yield* Effect.forkChild(clientStreamingCall(client, (c) => {
+        call = c
+        c.write({ message: "one" })
+      }), { startImmediately: true })
+      yield* Deferred.await(gotFirst)
+      call!.cancel()
+      yield* Deferred.await(interrupted)
+      assert.isTrue(yield* Deferred.isDone(sawEnd), "grpc-js delivered the cancel as a half-close first")
+    }))
+})
+
 describe("GrpcServer: deadlines", () => {
   it.effect("an expired deadline interrupts the handler; the client sees DEADLINE_EXCEEDED", () =>
     Effect.gen(function*() {
