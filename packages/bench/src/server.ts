@@ -1,0 +1,33 @@
+/**
+ * `pnpm bench:server --port <p>`: the framework's benchmark Echo server on its
+ * own (see echo.ts for what each method does). Prints `listening on <port>`
+ * once bound.
+ */
+import { GrpcServer } from "@effect-grpc/grpc"
+import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { frameworkEcho } from "./echo.js"
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
+const port = Number(arg("port") ?? "50051")
+const host = arg("host") ?? "0.0.0.0"
+if (!Number.isInteger(port) || port < 0) {
+  console.error(`bad --port ${arg("port")}`)
+  process.exit(2)
+}
+
+Effect.gen(function*() {
+  const server = yield* GrpcServer.GrpcServer
+  console.log(`listening on ${server.port}`)
+  return yield* Effect.never
+}).pipe(
+  Effect.provide(GrpcServer.serve(EchoDefinition, frameworkEcho).pipe(
+    Layer.provideMerge(GrpcServer.layer({ host, port, gracePeriod: "1 second" }))
+  )),
+  NodeRuntime.runMain
+)

@@ -1,0 +1,169 @@
+/**
+ * A benchmark server in its own process, driven by the orchestrator over IPC.
+ *
+ *   serverProcess.ts --impl framework|raw --mode echo|cancel [--next <port>]
+ *
+ * - `echo`: the benchmark Echo service (echo.ts).
+ * - `cancel`: UnaryEcho sends headers, then waits forever (or, with `--next`,
+ *   calls the next hop and sends headers once that hop has); the handler's
+ *   finalizer reports `{ fin: id, t }` (CLOCK_MONOTONIC, µs). The framework
+ *   side uses `Effect.onInterrupt` and GrpcClient's automatic propagation; the
+ *   raw side a hand-written `'cancelled'` listener that cancels the next hop.
+ *
+ * IPC requests: `cpu` (process.cpuUsage, µs), `stats` (after GC: heap, RSS,
+ * active handles, live handler fibers), `exit`.
+ */
+import { GrpcClient, GrpcServer } from "@effect-grpc/grpc"
+import type { CallContext } from "@effect-grpc/grpc"
+import type { ServiceHandlers } from "@effect-grpc/grpc/ServiceDefinition"
+import * as grpc from "@grpc/grpc-js"
+import { EchoClient, EchoDefinition, type EchoServer, EchoService } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
+import { frameworkEcho, rawEcho } from "./echo.js"
+import { connect, nowMicros, parentEndpoint } from "./ipc.js"
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const impl = arg("impl") ?? "framework"
+const mode = arg("mode") ?? "echo"
+const next = arg("next")
+
+export interface ServerStats {
+  readonly heapUsed: number
+  readonly rss: number
+  readonly handles: number
+  readonly handleTypes: ReadonlyArray<string>
+  readonly fibers: number
+}
+
+const gc = async () => {
+  const collect = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 4; i++) {
+    collect?.()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const stats = async (fibers: () => Promise<number>): Promise<ServerStats> => {
+  await gc()
+  const handleTypes = process.getActiveResourcesInfo().filter((t) => t !== "Timeout" && t !== "Immediate")
+  return {
+    heapUsed: process.memoryUsage().heapUsed,
+    rss: process.memoryUsage().rss,
+    handles: handleTypes.length,
+    handleTypes,
+    fibers: await fibers()
+  }
+}
+
+const ipc = (fibers: () => Promise<number>) => {
+  const peer = connect(parentEndpoint(), (body) => {
+    switch (body) {
+      case "cpu": {
+        const u = process.cpuUsage()
+        return u.user + u.system
+      }
+      case "stats":
+        return stats(fibers)
+      case "exit":
+        setTimeout(() => process.exit(0), 10)
+        return "bye"
+    }
+    return undefined
+  })
+  return peer
+}
+
+const idOf = (metadata: grpc.Metadata): string => String(metadata.get("x-id")[0] ?? "")
+
+// ---------------------------------------------------------------- framework
+const runFramework = () => {
+  let report: (id: string) => void = () => {}
+  const cancelHandlers = (
+    client: GrpcClient.Client<typeof EchoDefinition> | undefined
+  ): ServiceHandlers<typeof EchoDefinition, CallContext.CallContext> => ({
+    ...frameworkEcho,
+    unaryEcho: (request, ctx) => {
+      const id = idOf(ctx.metadata)
+      return Effect.gen(function*() {
+        if (client === undefined) {
+          yield* ctx.sendHeaders(new grpc.Metadata())
+          return yield* Effect.never
+        }
+        const headers = yield* Deferred.make<void>()
+        const metadata = new grpc.Metadata()
+        metadata.set("x-id", id)
+        const downstream = yield* Effect.forkChild(
+          client.unaryEcho(request, { metadata, onHeaders: () => Deferred.doneUnsafe(headers, Exit.void) }),
+          { startImmediately: true }
+        )
+        yield* Deferred.await(headers)
+        yield* ctx.sendHeaders(new grpc.Metadata())
+        return yield* Fiber.join(downstream)
+      }).pipe(Effect.onInterrupt(() => Effect.sync(() => report(id))))
+    }
+  })
+
+  const program = Effect.gen(function*() {
+    const server = yield* GrpcServer.GrpcServer
+    const context = yield* Effect.context<never>()
+    const run = <A>(effect: Effect.Effect<A>) => Effect.runPromiseWith(context)(effect)
+    const peer = ipc(() => run(server.activeCalls))
+    report = (id) => peer.notify({ fin: id, t: nowMicros() })
+    peer.notify({ listening: server.port })
+    return yield* Effect.never
+  })
+
+  const clientLayer = next === undefined ? undefined : GrpcClient.layerChannel(`127.0.0.1:${next}`)
+  const handlersLayer = mode === "echo"
+    ? GrpcServer.serve(EchoDefinition, frameworkEcho)
+    : clientLayer === undefined
+    ? GrpcServer.serve(EchoDefinition, cancelHandlers(undefined))
+    : Layer.unwrap(Effect.map(GrpcClient.make(EchoDefinition), (c) => GrpcServer.serve(EchoDefinition, cancelHandlers(c))))
+      .pipe(Layer.provide(clientLayer))
+  void Effect.runPromise(program.pipe(
+    Effect.provide(handlersLayer.pipe(
+      Layer.provideMerge(GrpcServer.layer({ host: "127.0.0.1", port: 0, gracePeriod: "1 second" }))
+    ))
+  ))
+}
+
+// ---------------------------------------------------------------------- raw
+const runRaw = () => {
+  let report: (id: string) => void = () => {}
+  const downstream = next === undefined
+    ? undefined
+    : new EchoClient(`127.0.0.1:${next}`, grpc.credentials.createInsecure())
+  const cancelService: EchoServer = {
+    ...rawEcho,
+    unaryEcho: (call) => {
+      const id = idOf(call.metadata)
+      if (downstream === undefined) {
+        call.on("cancelled", () => report(id))
+        call.sendMetadata(new grpc.Metadata())
+        return
+      }
+      const metadata = new grpc.Metadata()
+      metadata.set("x-id", id)
+      const down = downstream.unaryEcho(call.request, metadata, () => {})
+      down.on("metadata", () => call.sendMetadata(new grpc.Metadata()))
+      call.on("cancelled", () => {
+        down.cancel()
+        report(id)
+      })
+    }
+  }
+  const server = new grpc.Server()
+  server.addService(EchoService, mode === "echo" ? rawEcho : cancelService)
+  server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
+    if (error) throw error
+    const peer = ipc(async () => 0)
+    report = (id) => peer.notify({ fin: id, t: nowMicros() })
+    peer.notify({ listening: port })
+  })
+}
+
+if (impl === "framework") runFramework()
+else runRaw()
