@@ -53,6 +53,9 @@ export interface SoakResult {
   readonly byOutcome: Record<string, number>
 }
 
+// Exit with the orchestrator, even if it was killed.
+process.on("disconnect", () => process.exit(0))
+
 type Phase = "warmup" | "measure" | "stop"
 let phase: Phase = "warmup"
 let counted = 0

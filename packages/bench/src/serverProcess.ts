@@ -76,6 +76,9 @@ const ipc = (fibers: () => Promise<number>) => {
   return peer
 }
 
+// Exit with the orchestrator, even if it was killed.
+process.on("disconnect", () => process.exit(0))
+
 const idOf = (metadata: grpc.Metadata): string => String(metadata.get("x-id")[0] ?? "")
 
 // ---------------------------------------------------------------- framework
