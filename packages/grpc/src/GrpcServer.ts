@@ -24,7 +24,8 @@
  * @since 0.1.0
  */
 import * as grpc from "@grpc/grpc-js"
-import { Config, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, type Scope } from "effect"
+import { NodeRuntime } from "@effect/platform-node"
+import { Cause, Config, Console, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, type Scope } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCall.js"
@@ -249,3 +250,25 @@ export const serve = <S extends ServiceDefinition, H extends ServiceHandlers<S>>
  */
 export const port: Effect.Effect<number, never, GrpcServer> = GrpcServer.use((server) => Effect.succeed(server.port))
 
+
+/**
+ * A Layer that prints `listening on <port>` once the server in context is
+ * bound: the line scripts and test harnesses wait for.
+ *
+ * @since 0.1.0
+ */
+export const layerAnnounce: Layer.Layer<never, never, GrpcServer> = Layer.effectDiscard(
+  Effect.flatMap(port, (p) => Console.log(`listening on ${p}`))
+)
+
+/**
+ * Runs a server Layer as the process's main program until SIGINT or SIGTERM,
+ * then shuts it down gracefully (see `make`) and exits with code 0. A failure
+ * to start (e.g. the port is taken) is reported and exits with code 1.
+ *
+ * @since 0.1.0
+ */
+export const runMain = <E>(main: Layer.Layer<never, E>): void =>
+  NodeRuntime.runMain(Layer.launch(main), {
+    teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : 0)
+  })
