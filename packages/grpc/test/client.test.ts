@@ -201,4 +201,27 @@ describe("GrpcClient: interruption cancels on the wire, as a plain grpc-js serve
       assert.strictEqual(error, "broke")
       yield* Deferred.await(cancelled)
     }))
+
+  it.effect("interrupting a call in the same tick it started still cancels it on the wire", () =>
+    Effect.gen(function*() {
+      // grpc-js loses a cancel made in the tick a call starts on a connected
+      // channel (see internal/client/cancel.ts): the server would keep this
+      // call open until the connection closed, and this test would time out.
+      const started = yield* Deferred.make<void>()
+      const cancelled = yield* Deferred.make<void>()
+      const { port } = yield* rawServer({
+        unaryEcho: (call: grpc.ServerUnaryCall<EchoRequest, EchoResponse>, callback: grpc.sendUnaryData<EchoResponse>) =>
+          callback(null, call.request),
+        clientStreamingEcho: (call: grpc.ServerReadableStream<EchoRequest, EchoResponse>) => {
+          call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.void))
+          Deferred.doneUnsafe(started, Exit.void)
+        }
+      })
+      const echo = yield* echoClient(port)
+      yield* echo.unaryEcho({ message: "connect first" })
+      const fiber = yield* Effect.forkChild(echo.clientStreamingEcho(Stream.never), { startImmediately: true })
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(started)
+      yield* Deferred.await(cancelled)
+    }))
 })

@@ -9,6 +9,7 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Exit, Fiber, type Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
+import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
 import { writeRequests } from "./writeRequests.js"
@@ -36,7 +37,7 @@ export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
         response,
         status.code === 0 ? Exit.succeed(value_ as Res) : Exit.fail(GrpcError.fromStatus(status))
       ))
-    yield* Effect.addFinalizer(() => Effect.sync(() => Deferred.isDoneUnsafe(response) || call.cancel()))
+    yield* Effect.addFinalizer(() => Effect.sync(() => Deferred.isDoneUnsafe(response) || cancelOnWire(call)))
     const writer = yield* Effect.forkScoped(writeRequests(call, requests), { startImmediately: true })
     // The response may come before the requests end (the server answered
     // early); a failed request Stream wins over the response still pending.

@@ -18,6 +18,7 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Cause, Channel, Effect, Exit, Scope, Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
+import { cancelOnWire } from "./cancel.js"
 
 const highWaterMark = 16
 
@@ -89,14 +90,14 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
       })
 
       const cancelUnlessDone = Effect.sync(() => {
-        if (status === undefined) call.cancel()
+        if (status === undefined) cancelOnWire(call)
       })
       const startWriter = writer === undefined ? Effect.void : Effect.forkIn(
         writer(call).pipe(Effect.onExit((exit) =>
           Exit.isFailure(exit) && !Exit.hasInterrupts(exit)
             ? Effect.sync(() => {
               failure = exit.cause
-              call.cancel()
+              cancelOnWire(call)
               notify()
             })
             : Effect.void

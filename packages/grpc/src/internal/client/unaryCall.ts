@@ -6,6 +6,7 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Effect } from "effect"
 import * as GrpcError from "../../GrpcError.js"
+import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
 
@@ -30,5 +31,5 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
       // means the trailers have been seen when the Effect resumes.
       call.on("status", (status: grpc.StatusObject) =>
         resume(status.code === 0 ? Effect.succeed(response as Res) : Effect.fail(GrpcError.fromStatus(status))))
-      return Effect.sync(() => call.cancel())
+      return Effect.sync(() => cancelOnWire(call))
     }))
