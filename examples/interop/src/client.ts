@@ -121,10 +121,7 @@ if (isMain(import.meta.url)) {
     NodeRuntime.runMain({
       disableErrorReporting: true,
       teardown: (exit) => {
-        // Exit explicitly: grpc-js 1.14.7 can leave the channel's TCP socket
-        // open after close() (a client-streaming call cancelled before it was
-        // sent, followed by a cancelled bidi call; reproduced without this
-        // framework), which would keep the process alive after the results.
+        // Exit with the interop result: 0 only if every case passed.
         process.exit(Exit.isSuccess(exit) ? exitCode : Cause.hasInterruptsOnly(exit.cause) ? 130 : 2)
       }
     })

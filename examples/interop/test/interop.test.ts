@@ -30,6 +30,8 @@ describe("our client against our server", () => {
     Effect.gen(function*() {
       const server = yield* startServer()
       yield* expectAllPass(insecure(server.port), allCases)
+      // Every handler has ended, cancelled ones included.
+      yield* server.awaitIdle
     }))
 
   it.live("client_compressed_unary fails with a clear reason against a server without CompressedRequest", () =>
