@@ -108,7 +108,8 @@ export const main = (argv: ReadonlyArray<string>): Effect.Effect<void, ArgsError
       try: () => targetOf(options),
       catch: (e) => new ArgsError(`cannot set up TLS: ${String(e)}`)
     })
-    for (const note of notes) yield* Console.log(`note: ${note}`)
+    // On stderr, so stdout holds exactly one PASS/FAIL line per case and the summary.
+    for (const note of notes) yield* Console.error(`note: ${note}`)
     const results = yield* runAll(target, options.testCases)
     const failed = results.filter((r) => r.failure !== undefined).length
     yield* Console.log(`${results.length - failed} passed, ${failed} failed`)
