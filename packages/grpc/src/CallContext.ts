@@ -103,10 +103,18 @@ export class ServerCallContext implements CallContextShape {
       Option.map(this.deadline, (d) => Duration.millis(Math.max(0, d.getTime() - Date.now())))
     )
   }
-  sendHeaders = (headers: grpc.Metadata): Effect.Effect<void> => Effect.sync(() => this.call.sendMetadata(headers))
-  setTrailers = (trailers: grpc.Metadata): Effect.Effect<void> =>
-    Effect.sync(() => {
-      if (this.trailers === undefined) this.trailers = trailers.clone()
-      else this.trailers.merge(trailers)
-    })
+  // Bound on first use (so `const { setTrailers } = ctx` works) instead of
+  // allocating two closures for every call.
+  private sendHeadersFn: ((headers: grpc.Metadata) => Effect.Effect<void>) | undefined
+  private setTrailersFn: ((trailers: grpc.Metadata) => Effect.Effect<void>) | undefined
+  get sendHeaders(): (headers: grpc.Metadata) => Effect.Effect<void> {
+    return this.sendHeadersFn ??= (headers) => Effect.sync(() => this.call.sendMetadata(headers))
+  }
+  get setTrailers(): (trailers: grpc.Metadata) => Effect.Effect<void> {
+    return this.setTrailersFn ??= (trailers) =>
+      Effect.sync(() => {
+        if (this.trailers === undefined) this.trailers = trailers.clone()
+        else this.trailers.merge(trailers)
+      })
+  }
 }

@@ -42,7 +42,14 @@ export const runHandler = <A>(
   onExit: (exit: Exit.Exit<A, GrpcError>, ctx: ServerCallContext) => void
 ): void => {
   const ctx = new ServerCallContext(call)
-  const fiber = runtime.runFork(Effect.provideService(Effect.suspend(() => handler(ctx)), CallContext, ctx))
+  let program: Effect.Effect<A, GrpcError, CallContext>
+  try {
+    program = handler(ctx)
+  } catch (defect) {
+    // A handler that throws before returning its Effect is a defect like any other.
+    program = Effect.die(defect)
+  }
+  const fiber = runtime.runFork(Effect.provideService(program, CallContext, ctx))
   const interrupt = () => fiber.interruptUnsafe()
   call.on("cancelled", interrupt)
   // The call may have been cancelled before the handler started (grpc-js
