@@ -10,7 +10,7 @@ import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
 import { requestStream } from "./requestStream.js"
 import { writeAll } from "../writeAll.js"
-import { failureStatus, type HandlerRuntime, runHandler, trailersOf } from "./runHandler.js"
+import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleBidiStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,
@@ -24,9 +24,5 @@ export const handleBidiStreamingCall = <Req, Res>(
     runtime,
     call,
     (ctx) => Stream.runForEachArray(handler(requestStream(call), ctx), (chunk) => writeAll(call, chunk)),
-    (exit, ctx) => {
-      if (exit._tag === "Success") call.end(trailersOf(ctx))
-      // grpc-js's documented way to end a writable server call with a status.
-      else call.emit("error", failureStatus(runtime, exit.cause, ctx))
-    }
+    endStream(runtime, call)
   )

@@ -8,7 +8,7 @@ import type { Effect, Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
 import { requestStream } from "./requestStream.js"
-import { failureStatus, type HandlerRuntime, runHandler, trailersOf } from "./runHandler.js"
+import { answer, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleClientStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,
@@ -18,7 +18,4 @@ export const handleClientStreamingCall = <Req, Res>(
   ) => Effect.Effect<Res, GrpcError, CallContext>
 ): grpc.handleClientStreamingCall<Req, Res> =>
 (call, callback) =>
-  runHandler(runtime, call, (ctx) => handler(requestStream(call), ctx), (exit, ctx) => {
-    if (exit._tag === "Success") callback(null, exit.value, trailersOf(ctx))
-    else callback(failureStatus(runtime, exit.cause, ctx))
-  })
+  runHandler(runtime, call, (ctx) => handler(requestStream(call), ctx), answer(runtime, callback))

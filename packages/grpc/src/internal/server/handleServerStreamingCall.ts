@@ -10,7 +10,7 @@ import { Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
 import { writeAll } from "../writeAll.js"
-import { failureStatus, type HandlerRuntime, runHandler, trailersOf } from "./runHandler.js"
+import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleServerStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,
@@ -21,9 +21,5 @@ export const handleServerStreamingCall = <Req, Res>(
     runtime,
     call,
     (ctx) => Stream.runForEachArray(handler(call.request, ctx), (chunk) => writeAll(call, chunk)),
-    (exit, ctx) => {
-      if (exit._tag === "Success") call.end(trailersOf(ctx))
-      // grpc-js's documented way to end a writable server call with a status.
-      else call.emit("error", failureStatus(runtime, exit.cause, ctx))
-    }
+    endStream(runtime, call)
   )

@@ -8,14 +8,11 @@ import type * as grpc from "@grpc/grpc-js"
 import type { Effect } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
-import { failureStatus, type HandlerRuntime, runHandler, trailersOf } from "./runHandler.js"
+import { answer, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleUnaryCall = <Req, Res>(
   runtime: HandlerRuntime,
   handler: (request: Req, ctx: CallContext["Service"]) => Effect.Effect<Res, GrpcError, CallContext>
 ): grpc.handleUnaryCall<Req, Res> =>
 (call, callback) =>
-  runHandler(runtime, call, (ctx) => handler(call.request, ctx), (exit, ctx) => {
-    if (exit._tag === "Success") callback(null, exit.value, trailersOf(ctx))
-    else callback(failureStatus(runtime, exit.cause, ctx))
-  })
+  runHandler(runtime, call, (ctx) => handler(call.request, ctx), answer(runtime, callback))

@@ -93,3 +93,18 @@ export const failureStatus = (
     ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: trailersOf(ctx) }
     : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: trailersOf(ctx) }
 }
+
+/** Ends a call answered through grpc-js's callback: unary and client streaming. */
+export const answer = <Res>(runtime: HandlerRuntime, callback: grpc.sendUnaryData<Res>) =>
+(exit: Exit.Exit<Res, GrpcError>, ctx: ServerCallContext): void => {
+  if (exit._tag === "Success") callback(null, exit.value, trailersOf(ctx))
+  else callback(failureStatus(runtime, exit.cause, ctx))
+}
+
+/** Ends a call whose responses were written to it: server streaming and bidi. */
+export const endStream = (runtime: HandlerRuntime, call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) =>
+(exit: Exit.Exit<void, GrpcError>, ctx: ServerCallContext): void => {
+  if (exit._tag === "Success") call.end(trailersOf(ctx))
+  // grpc-js's documented way to end a writable server call with a status.
+  else call.emit("error", failureStatus(runtime, exit.cause, ctx))
+}
