@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Config, ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { GrpcError, GrpcServer } from "../src/index.js"
 import { collect, rawClient, startEcho, unaryCall } from "./helpers.js"
@@ -12,6 +12,20 @@ describe("GrpcServer: lifecycle", () => {
       const b = yield* startEcho({ unaryEcho: Effect.succeed })
       assert.isAbove(a.server.port, 0)
       assert.notStrictEqual(a.server.port, b.server.port)
+    }))
+
+  it.effect("layerConfig reads its options from Config", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(GrpcServer.layerConfig({
+        host: Config.String("GRPC_HOST"),
+        port: Config.Int("GRPC_PORT"), // Config.Port rejects 0, the ephemeral port
+        gracePeriod: Config.succeed("1 second")
+      })).pipe(
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown({ GRPC_HOST: "127.0.0.1", GRPC_PORT: 0 }))
+      )
+      const server = Context.get(context, GrpcServer.GrpcServer)
+      assert.strictEqual(server.host, "127.0.0.1")
+      assert.isAbove(server.port, 0)
     }))
 
   it.effect("binding a port in use fails with GrpcServerError", () =>
