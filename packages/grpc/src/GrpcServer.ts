@@ -200,7 +200,7 @@ export const layer = (options: Options): Layer.Layer<GrpcServer, GrpcServerError
   Layer.effect(GrpcServer, make(options))
 
 /**
- * The server as a Layer whose options come from `Config` (e.g. `Config.port("PORT")`).
+ * The server as a Layer whose options come from `Config` (e.g. `{ port: Config.Int("PORT") }`).
  *
  * @since 0.1.0
  */
