@@ -5,8 +5,7 @@
  */
 import { GrpcServer } from "@effect-grpc/grpc"
 import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
-import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Layer } from "effect"
 import { frameworkEcho } from "./echo.js"
 
 const arg = (name: string): string | undefined => {
@@ -21,13 +20,7 @@ if (!Number.isInteger(port) || port < 0) {
   process.exit(2)
 }
 
-Effect.gen(function*() {
-  const server = yield* GrpcServer.GrpcServer
-  console.log(`listening on ${server.port}`)
-  return yield* Effect.never
-}).pipe(
-  Effect.provide(GrpcServer.serve(EchoDefinition, frameworkEcho).pipe(
-    Layer.provideMerge(GrpcServer.layer({ host, port, gracePeriod: "1 second" }))
-  )),
-  NodeRuntime.runMain
+Layer.mergeAll(GrpcServer.serve(EchoDefinition, frameworkEcho), GrpcServer.layerAnnounce).pipe(
+  Layer.provide(GrpcServer.layer({ host, port, gracePeriod: "1 second" })),
+  GrpcServer.runMain
 )

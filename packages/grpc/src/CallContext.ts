@@ -74,8 +74,9 @@ export class CallContext extends Context.Service<CallContext, {
 export type CallContextShape = CallContext["Service"]
 
 /**
- * The implementation the adapter builds for each call. Fields are computed on
- * first use so a call that never looks at its context pays almost nothing.
+ * The implementation the adapter builds for each call. It only holds the
+ * grpc-js call; every field is read from the call when accessed, so a call
+ * that never looks at its context pays almost nothing.
  *
  * @internal
  */

@@ -25,7 +25,7 @@
  */
 import * as grpc from "@grpc/grpc-js"
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Console, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, type Scope } from "effect"
+import { Cause, Config, Console, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCall.js"
@@ -33,7 +33,7 @@ import { handleClientStreamingCall } from "./internal/server/handleClientStreami
 import { handleServerStreamingCall } from "./internal/server/handleServerStreamingCall.js"
 import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
 import type { HandlerRuntime } from "./internal/server/runHandler.js"
-import { type HandlersContext, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
+import { type HandlersContext, type NoScope, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
 
 /**
  * @since 0.1.0
@@ -119,9 +119,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           ? Effect.fail(new GrpcServerError({ message: `cannot bind ${address}: ${error.message}`, cause: error }))
           : Effect.succeed(port)
       ))
+    // Interrupted while binding: release whatever got bound.
+    return Effect.sync(() => server.forceShutdown())
   })
 
-  const shutdown = yield* Effect.cached(Effect.gen(function*() {
+  // Uninterruptible, so that a caller giving up (e.g. with a timeout) cannot
+  // leave the cached shutdown half done for the next caller to start over.
+  const shutdown = yield* Effect.cached(Effect.uninterruptible(Effect.gen(function*() {
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
     const drained = yield* Deferred.make<void>()
     server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))
@@ -133,12 +137,16 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     //    connection, whatever is left.
     yield* finishesWithin(Deferred.await(drained), 1000)
     server.forceShutdown()
-  }))
+  })))
   yield* Effect.addFinalizer(() => shutdown)
 
   const addService = <S extends ServiceDefinition>(definition: S, handlers: ServiceHandlers<S>) =>
     Effect.gen(function*() {
-      const runFork = yield* FiberSet.runtime(fibers)<never>()
+      // The registering layer's own Scope is left out of the handlers'
+      // context: a handler's scoped resources must not live until shutdown
+      // (`serve` rejects handlers that require Scope at compile time).
+      const context = Context.omit(Scope.Scope)(yield* Effect.context<never>())
+      const runFork = yield* Effect.provideContext(FiberSet.runtime(fibers)<never>(), context)
       const runtime: HandlerRuntime = { runFork, isForcingShutdown: () => forcing }
       const grpcDefinition = toGrpcJs(definition)
       const implementation: grpc.UntypedServiceImplementation = {}
@@ -234,7 +242,7 @@ export const layerTest: Layer.Layer<GrpcServer, GrpcServerError> = layer({
  */
 export const serve = <S extends ServiceDefinition, H extends ServiceHandlers<S>>(
   definition: S,
-  handlers: H
+  handlers: H & NoScope<H>
 ): Layer.Layer<never, never, GrpcServer | HandlersContext<H>> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const server = yield* GrpcServer

@@ -30,7 +30,7 @@
 import { Layer } from "effect"
 import * as GrpcClient from "./GrpcClient.js"
 import * as GrpcServer from "./GrpcServer.js"
-import type { HandlersContext, ServiceDefinition, ServiceHandlers } from "./ServiceDefinition.js"
+import type { HandlersContext, NoScope, ServiceDefinition, ServiceHandlers } from "./ServiceDefinition.js"
 
 /**
  * Serves `definition` with `handlers` on an ephemeral loopback port and
@@ -40,7 +40,7 @@ import type { HandlersContext, ServiceDefinition, ServiceHandlers } from "./Serv
  */
 export const layer = <S extends ServiceDefinition, H extends ServiceHandlers<S>>(
   definition: S,
-  handlers: H,
+  handlers: H & NoScope<H>,
   options?: Partial<GrpcServer.Options>
 ): Layer.Layer<
   GrpcServer.GrpcServer | GrpcClient.GrpcChannel,

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import type * as grpc from "@grpc/grpc-js"
-import type { Effect, Stream } from "effect"
+import type { Effect, Scope, Stream } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 
@@ -135,6 +135,16 @@ export type HandlersContext<H> = Exclude<
   }[keyof H],
   CallContext
 >
+
+/**
+ * Rejects handlers that require `Scope`: a call has no Scope of its own, and
+ * borrowing the server's would keep every call's resources until shutdown.
+ * Scoped work inside a handler goes in `Effect.scoped`.
+ *
+ * @since 0.1.0
+ */
+export type NoScope<H> = [Extract<HandlersContext<H>, Scope.Scope>] extends [never] ? unknown
+  : { readonly "a handler requires Scope: wrap its scoped work in Effect.scoped": never }
 
 /**
  * Builds the grpc-js `ServiceDefinition` (paths and codecs) for a generic

@@ -14,18 +14,21 @@ const upstreamLayer = (port: number) =>
     Layer.provide(GrpcClient.layerChannel(`127.0.0.1:${port}`))
   )
 
-/** Serves Echo in the test's scope; returns the port. */
-const serve = <R = never>(
-  handlers: Partial<ServiceHandlers<typeof EchoDefinition, R | CallContext.CallContext>>,
-  deps: Layer.Layer<R> = Layer.empty as Layer.Layer<R>
+/**
+ * Serves Echo in the test's scope; returns the port. Handlers may use the
+ * `Upstream` client; without an `upstream` it points at a port nothing
+ * listens on (opening a channel does not connect).
+ */
+const serve = (
+  handlers: Partial<ServiceHandlers<typeof EchoDefinition, Upstream | CallContext.CallContext>>,
+  upstream: Layer.Layer<Upstream> = upstreamLayer(1)
 ) =>
   Effect.gen(function*() {
-    const served: Layer.Layer<never, never, GrpcServer.GrpcServer | R> = GrpcServer.serve(EchoDefinition, {
-      ...echoDefaults,
-      ...handlers
-    })
     const context = yield* Layer.build(
-      served.pipe(Layer.provide(deps), Layer.provideMerge(GrpcServer.layerTest))
+      GrpcServer.serve(EchoDefinition, { ...echoDefaults, ...handlers }).pipe(
+        Layer.provide(upstream),
+        Layer.provideMerge(GrpcServer.layerTest)
+      )
     )
     return Context.get(context, GrpcServer.GrpcServer).port
   })

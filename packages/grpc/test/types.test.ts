@@ -23,7 +23,9 @@ describe("handler types", () => {
       unaryEcho: (req) => Effect.map(Database.use((db) => db.lookup(req.message)), (message) => ({ message }))
     })
     const typed: Layer.Layer<never, never, GrpcServer.GrpcServer | Database> = layer
-    expect(typed).toBeDefined()
+    // @ts-expect-error the requirement on Database cannot be dropped
+    const dropped: Layer.Layer<never, never, GrpcServer.GrpcServer> = layer
+    expect([typed, dropped]).toHaveLength(2)
   })
 
   it("an error type that is not a gRPC status does not compile", () => {
@@ -38,6 +40,18 @@ describe("handler types", () => {
         Effect.fail(new NotFound()).pipe(
           Effect.mapError(() => GrpcError.make(GrpcError.Status.NOT_FOUND, "not found"))
         )
+    })
+  })
+
+  it("a handler that requires Scope does not compile (its resources would live until shutdown)", () => {
+    // @ts-expect-error acquireRelease without Effect.scoped requires Scope
+    GrpcServer.serve(EchoDefinition, {
+      ...echoDefaults,
+      unaryEcho: (req) => Effect.as(Effect.acquireRelease(Effect.void, () => Effect.void), req)
+    })
+    GrpcServer.serve(EchoDefinition, {
+      ...echoDefaults,
+      unaryEcho: (req) => Effect.scoped(Effect.as(Effect.acquireRelease(Effect.void, () => Effect.void), req))
     })
   })
 

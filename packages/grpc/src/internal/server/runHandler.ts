@@ -61,12 +61,20 @@ export const runHandler = <A>(
   })
 }
 
-/** Trailers set with `CallContext.setTrailers`, merged with those of a `GrpcError`. */
-export const trailersOf = (ctx: ServerCallContext, extra?: grpc.Metadata): grpc.Metadata => {
-  const trailers = ctx.trailers ?? new grpc.Metadata()
-  if (extra !== undefined) trailers.merge(extra)
-  return trailers
+/**
+ * Trailers set with `CallContext.setTrailers`, merged with those of a
+ * `GrpcError`; `undefined` (grpc-js then sends none) when there are none, so
+ * a plain successful call allocates nothing here.
+ */
+export const trailersOf = (ctx: ServerCallContext, extra?: grpc.Metadata): grpc.Metadata | undefined => {
+  if (extra === undefined) return ctx.trailers
+  if (ctx.trailers === undefined) return extra
+  ctx.trailers.merge(extra)
+  return ctx.trailers
 }
+
+const failureTrailers = (ctx: ServerCallContext, extra?: grpc.Metadata): grpc.Metadata =>
+  trailersOf(ctx, extra) ?? new grpc.Metadata()
 
 /**
  * The status for a handler that did not succeed:
@@ -83,15 +91,15 @@ export const failureStatus = (
 ): CallStatus => {
   const error = Cause.findErrorOption(cause)
   if (Option.isSome(error)) {
-    return { code: error.value.code, details: error.value.message, metadata: trailersOf(ctx, error.value.metadata) }
+    return { code: error.value.code, details: error.value.message, metadata: failureTrailers(ctx, error.value.metadata) }
   }
   if (Cause.hasDies(cause)) {
     runtime.runFork(Effect.logError(`gRPC handler ${ctx.method} died; the client receives INTERNAL`, cause))
-    return { code: grpc.status.INTERNAL, details: "Internal server error", metadata: trailersOf(ctx) }
+    return { code: grpc.status.INTERNAL, details: "Internal server error", metadata: failureTrailers(ctx) }
   }
   return runtime.isForcingShutdown()
-    ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: trailersOf(ctx) }
-    : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: trailersOf(ctx) }
+    ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: failureTrailers(ctx) }
+    : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: failureTrailers(ctx) }
 }
 
 /** Ends a call answered through grpc-js's callback: unary and client streaming. */
