@@ -2,8 +2,9 @@
  * `pnpm hash-finder:client --target <host:port> --name <text> [--stream]
  *    [--ideal-distance <n>] [--interesting-distance <n>]`
  *
- * Ctrl+C interrupts the main fiber; the call running in it is cancelled on
- * the wire and the server's search stops.
+ * Ctrl+C interrupts the main fiber, which cancels the call running in it; the
+ * server's search stops (it sees the cancel, or the closed connection when
+ * the process exits first).
  */
 import { GrpcClient } from "@effect-grpc/grpc"
 import { HashFinderDefinition } from "@effect-grpc/protos/hash_name/hash_name"
@@ -42,7 +43,7 @@ const program = Effect.gen(function*() {
     yield* Effect.flatMap(finder.find(request), show)
   }
 }).pipe(
-  Effect.onInterrupt(() => Console.log("cancelled: the call was cancelled on the wire")),
+  Effect.onInterrupt(() => Console.log("cancelled")),
   Effect.catchTag("GrpcError", (e) => Console.error(`${e.codeName}: ${e.message}`).pipe(Effect.andThen(Effect.sync(() => {
     process.exitCode = 1
   })))),

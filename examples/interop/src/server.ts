@@ -183,7 +183,8 @@ export const layer = (options: ServerOptions): Layer.Layer<GrpcServer.GrpcServer
     })
   const server = options.host !== undefined
     ? bind(options.host)
-    : Effect.catch(bind("::"), () => bind("0.0.0.0"))
+    // Fall back to IPv4 only where IPv6 is unavailable; a port in use fails as it is.
+    : Effect.catch(bind("::"), (error) => error.message.includes("EADDRINUSE") ? Effect.fail(error) : bind("0.0.0.0"))
   return TestService.pipe(Layer.provideMerge(Layer.effect(GrpcServer.GrpcServer, server)))
 }
 

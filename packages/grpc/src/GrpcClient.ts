@@ -29,6 +29,7 @@ import { Context, Effect, Layer, type Scope, type Stream } from "effect"
 import type { GrpcError } from "./GrpcError.js"
 import { bidiStreamingCall } from "./internal/client/bidiStreamingCall.js"
 import { type CallOptions, Propagation } from "./internal/client/callOptions.js"
+import { flushPendingCancels } from "./internal/client/cancel.js"
 import { clientStreamingCall } from "./internal/client/clientStreamingCall.js"
 import type { MethodCodec } from "./internal/client/codec.js"
 import { serverStreamingCall } from "./internal/client/serverStreamingCall.js"
@@ -123,7 +124,11 @@ export const makeChannel = (
         )
       })
     ),
-    (channel) => Effect.sync(() => channel.client.close())
+    (channel) =>
+      Effect.sync(() => {
+        flushPendingCancels()
+        channel.client.close()
+      })
   )
 
 /**

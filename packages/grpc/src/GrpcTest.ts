@@ -12,6 +12,7 @@
  *   Effect.gen(function*() {
  *     const echo = yield* GrpcClient.make(EchoDefinition)
  *     const reply = yield* Effect.forkChild(echo.unaryEcho({ message: "hi" }))
+ *     yield* Deferred.await(handlerSleeping) // the request crossed HTTP/2 and the handler's timer exists
  *     yield* TestClock.adjust("1 minute")
  *     ...
  *   }).pipe(Effect.provide(GrpcTest.layer(EchoDefinition, handlers))))

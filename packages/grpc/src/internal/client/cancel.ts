@@ -13,6 +13,22 @@
  *
  * @internal
  */
-export const cancelOnWire = (call: { cancel(): void }): void => {
-  setImmediate(() => call.cancel())
+interface Cancelable {
+  cancel(): void
+}
+
+/** Cancels waiting for their macrotask; a closing channel sends them at once. */
+const pending = new Set<Cancelable>()
+
+export const cancelOnWire = (call: Cancelable): void => {
+  pending.add(call)
+  setImmediate(() => {
+    if (pending.delete(call)) call.cancel()
+  })
+}
+
+/** Sends every pending cancel now: called when a channel closes, so none is lost. */
+export const flushPendingCancels = (): void => {
+  for (const call of pending) call.cancel()
+  pending.clear()
 }

@@ -32,6 +32,7 @@ export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
     )
     observe(call, options)
     // Complete on 'status' (after the callback), so trailers have been seen.
+    // grpc-js boundary: an OK status means its callback delivered the response.
     call.on("status", (status: grpc.StatusObject) =>
       Deferred.doneUnsafe(
         response,

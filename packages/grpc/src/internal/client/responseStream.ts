@@ -70,6 +70,7 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
       const pull: Effect.Effect<Chunk<A>, GrpcError.GrpcError | E | Cause.Done> = Effect.suspend(() => {
         if (failure !== undefined) return Effect.failCause(failure)
         if (buffer.length > 0) {
+          // Non-empty: checked just above; the array type cannot say so.
           const chunk = buffer as unknown as Chunk<A>
           buffer = []
           if (paused) {

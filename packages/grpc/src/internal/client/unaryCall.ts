@@ -30,6 +30,7 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
       // grpc-js calls back before it emits 'status'; completing on 'status'
       // means the trailers have been seen when the Effect resumes.
       call.on("status", (status: grpc.StatusObject) =>
+        // grpc-js boundary: an OK status means its callback delivered the response.
         resume(status.code === 0 ? Effect.succeed(response as Res) : Effect.fail(GrpcError.fromStatus(status))))
       return Effect.sync(() => cancelOnWire(call))
     }))
