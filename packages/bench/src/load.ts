@@ -13,7 +13,7 @@
 import { GrpcClient } from "@effect-grpc/grpc"
 import * as grpc from "@grpc/grpc-js"
 import { EchoClient, EchoDefinition, type EchoRequest } from "@effect-grpc/protos/grpc/examples/echo/echo"
-import { Effect, Stream } from "effect"
+import { Effect, Scope, Stream } from "effect"
 import { connect, nowMicros, parentEndpoint, type Peer } from "./ipc.js"
 
 const arg = (name: string): string | undefined => {
@@ -134,11 +134,9 @@ const rawWorker = async (scenario: Scenario) => {
 const channel = clientKind === "framework" ? makeFrameworkClient() : undefined
 
 function makeFrameworkClient() {
-  // The channel lives as long as this process.
-  const client = new grpc.Client(target, grpc.credentials.createInsecure(), {
-    "grpc.per_rpc_retry_buffer_size": 64 * 1024
-  })
-  return GrpcClient.makeWith({ target, client }, EchoDefinition)
+  // The channel lives as long as this process: its Scope is never closed.
+  const channel = Effect.runSync(GrpcClient.makeChannel(target).pipe(Effect.provideService(Scope.Scope, Scope.makeUnsafe())))
+  return GrpcClient.makeWith(channel, EchoDefinition)
 }
 
 const frameworkWorker = (scenario: Scenario): Effect.Effect<void, unknown> => {

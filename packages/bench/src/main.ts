@@ -298,7 +298,13 @@ const measureCancellation = async () => {
         const warm = await a.peer.request<CancelResult>({ task: "cancel", port, prefix: `warm-${prefix}`, count: 200 } satisfies Task)
         void warm
         const r = await a.peer.request<CancelResult>({ task: "cancel", port, prefix, count: settings.cancels } satisfies Task)
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        // Wait until C has reported every cancelled call's finalizer (IPC is
+        // asynchronous), for at most two seconds; a call still missing then
+        // counts as missed.
+        const ids = Object.keys(r.cancelled)
+        for (let waited = 0; waited < 2000 && ids.some((id) => !finAtC.has(id)); waited += 10) {
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
         for (const [id, t] of Object.entries(r.cancelled)) {
           const fin = finAtC.get(id)
           cancelLatencies[impl][hops].push(fin === undefined ? Infinity : fin - t)

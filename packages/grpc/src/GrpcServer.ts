@@ -218,15 +218,18 @@ export const layerConfig = (
   Layer.effect(GrpcServer, Effect.flatMap(Config.unwrap(options), make))
 
 /**
+ * The options of `layerTest`: `127.0.0.1`, an ephemeral port, a one-second grace period.
+ *
+ * @since 0.1.0
+ */
+export const testOptions: Options = { host: "127.0.0.1", port: 0, gracePeriod: Duration.seconds(1) }
+
+/**
  * A server on `127.0.0.1` with an ephemeral port and a short grace period, for tests.
  *
  * @since 0.1.0
  */
-export const layerTest: Layer.Layer<GrpcServer, GrpcServerError> = layer({
-  host: "127.0.0.1",
-  port: 0,
-  gracePeriod: Duration.seconds(1)
-})
+export const layerTest: Layer.Layer<GrpcServer, GrpcServerError> = layer(testOptions)
 
 /**
  * Serves a service on the `GrpcServer` in context. Handler types are inferred

@@ -55,6 +55,6 @@ export const layer = <S extends ServiceDefinition, H extends ServiceHandlers<S>>
       GrpcServer.GrpcServer.use((server) => GrpcClient.makeChannel(`127.0.0.1:${server.port}`))
     )
   ).pipe(
-    Layer.provideMerge(GrpcServer.layer({ host: "127.0.0.1", port: 0, gracePeriod: "1 second", ...options }))
+    Layer.provideMerge(options === undefined ? GrpcServer.layerTest : GrpcServer.layer({ ...GrpcServer.testOptions, ...options }))
   )
 

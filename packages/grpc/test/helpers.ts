@@ -35,7 +35,7 @@ export const startEcho = (handlers: Partial<EchoHandlers>, options?: Partial<Grp
   Effect.gen(function*() {
     const context = yield* Layer.build(
       GrpcServer.serve(EchoDefinition, { ...echoDefaults, ...handlers }).pipe(
-        Layer.provideMerge(GrpcServer.layer({ host: "127.0.0.1", port: 0, gracePeriod: "1 second", ...options }))
+        Layer.provideMerge(GrpcServer.layer({ ...GrpcServer.testOptions, ...options }))
       )
     )
     const server = Context.get(context, GrpcServer.GrpcServer)

@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 
 /** The part of a grpc-js writable call this needs (server responses or client requests). */
 export interface WritableCall<A> extends NodeJS.EventEmitter {
@@ -32,3 +32,7 @@ const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
     call.once("drain", onDrain)
     return Effect.sync(() => call.off("drain", onDrain))
   })
+
+/** Writes a whole Stream to a call, chunk by chunk, with the backpressure of `writeAll`. */
+export const writeStream = <A, E, R>(call: WritableCall<A>, stream: Stream.Stream<A, E, R>): Effect.Effect<void, E, R> =>
+  Stream.runForEachArray(stream, (chunk) => writeAll(call, chunk))

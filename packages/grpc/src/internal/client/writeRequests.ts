@@ -4,13 +4,11 @@
  *
  * @internal
  */
-import { Effect, Stream } from "effect"
-import { type WritableCall, writeAll } from "../writeAll.js"
+import { Effect, type Stream } from "effect"
+import { type WritableCall, writeStream } from "../writeAll.js"
 
 export const writeRequests = <A, E, R>(
   call: WritableCall<A> & { end(): unknown },
   requests: Stream.Stream<A, E, R>
 ): Effect.Effect<void, E, R> =>
-  Stream.runForEachArray(requests, (chunk) => writeAll(call, chunk)).pipe(
-    Effect.andThen(Effect.sync(() => call.end()))
-  )
+  writeStream(call, requests).pipe(Effect.andThen(Effect.sync(() => call.end())))

@@ -5,11 +5,11 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Stream } from "effect"
+import type { Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
 import { requestStream } from "./requestStream.js"
-import { writeAll } from "../writeAll.js"
+import { writeStream } from "../writeAll.js"
 import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleBidiStreamingCall = <Req, Res>(
@@ -23,6 +23,6 @@ export const handleBidiStreamingCall = <Req, Res>(
   runHandler(
     runtime,
     call,
-    (ctx) => Stream.runForEachArray(handler(requestStream(call), ctx), (chunk) => writeAll(call, chunk)),
+    (ctx) => writeStream(call, handler(requestStream(call), ctx)),
     endStream(runtime, call)
   )

@@ -6,10 +6,10 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Stream } from "effect"
+import type { Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
-import { writeAll } from "../writeAll.js"
+import { writeStream } from "../writeAll.js"
 import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleServerStreamingCall = <Req, Res>(
@@ -20,6 +20,6 @@ export const handleServerStreamingCall = <Req, Res>(
   runHandler(
     runtime,
     call,
-    (ctx) => Stream.runForEachArray(handler(call.request, ctx), (chunk) => writeAll(call, chunk)),
+    (ctx) => writeStream(call, handler(call.request, ctx)),
     endStream(runtime, call)
   )
