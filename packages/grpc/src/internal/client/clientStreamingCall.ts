@@ -7,11 +7,12 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Deferred, Effect, Exit, Fiber, type Stream } from "effect"
+import { Deferred, Effect, Fiber, type Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { singleResponse } from "./singleResponse.js"
 import { writeRequests } from "./writeRequests.js"
 
 export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
@@ -19,25 +20,17 @@ export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
   Effect.scoped(Effect.gen(function*() {
     const prepared = yield* prepare(options)
     const response = yield* Deferred.make<Res, GrpcError.GrpcError>()
-    let value_: Res | undefined
+    const single = singleResponse<Res>((exit) => Deferred.doneUnsafe(response, exit))
     const call = channel.makeClientStreamRequest(
       method.path,
       method.serialize,
       method.deserialize,
       prepared.metadata,
       prepared.options,
-      (_error, value) => {
-        value_ = value
-      }
+      single.callback
     )
     observe(call, options)
-    // Complete on 'status' (after the callback), so trailers have been seen.
-    // grpc-js boundary: an OK status means its callback delivered the response.
-    call.on("status", (status: grpc.StatusObject) =>
-      Deferred.doneUnsafe(
-        response,
-        status.code === 0 ? Exit.succeed(value_ as Res) : Exit.fail(GrpcError.fromStatus(status))
-      ))
+    call.on("status", single.onStatus)
     yield* Effect.addFinalizer(() => Effect.sync(() => Deferred.isDoneUnsafe(response) || cancelOnWire(call)))
     const writer = yield* Effect.forkScoped(writeRequests(call, requests), { startImmediately: true })
     // The response may come before the requests end (the server answered

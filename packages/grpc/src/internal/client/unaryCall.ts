@@ -9,12 +9,13 @@ import * as GrpcError from "../../GrpcError.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { singleResponse } from "./singleResponse.js"
 
 export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 (request: Req, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError> =>
   Effect.flatMap(prepare(options), (prepared) =>
     Effect.callback<Res, GrpcError.GrpcError>((resume) => {
-      let response: Res | undefined
+      const response = singleResponse<Res>(resume)
       const call = channel.makeUnaryRequest(
         method.path,
         method.serialize,
@@ -22,15 +23,9 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
         request,
         prepared.metadata,
         prepared.options,
-        (_error, value) => {
-          response = value
-        }
+        response.callback
       )
       observe(call, options)
-      // grpc-js calls back before it emits 'status'; completing on 'status'
-      // means the trailers have been seen when the Effect resumes.
-      call.on("status", (status: grpc.StatusObject) =>
-        // grpc-js boundary: an OK status means its callback delivered the response.
-        resume(status.code === 0 ? Effect.succeed(response as Res) : Effect.fail(GrpcError.fromStatus(status))))
+      call.on("status", response.onStatus)
       return Effect.sync(() => cancelOnWire(call))
     }))
