@@ -23,7 +23,7 @@ const tsx = import.meta.resolve("tsx")
 
 const settings = quick
   ? { rounds: 2, prewarmMs: 150, warmupMs: 150, measureMs: 400, cancels: 100, soakCalls: 10_000, rawSoakCalls: 5_000, h2loadSeconds: 1 }
-  : { rounds: 4, prewarmMs: 250, warmupMs: 300, measureMs: 800, cancels: 300, soakCalls: 100_000, rawSoakCalls: 20_000, h2loadSeconds: 2 }
+  : { rounds: 4, prewarmMs: 600, warmupMs: 300, measureMs: 800, cancels: 300, soakCalls: 100_000, rawSoakCalls: 20_000, h2loadSeconds: 3 }
 
 type Side = "framework" | "raw" | "control"
 const sides: ReadonlyArray<Side> = ["framework", "raw", "control"]
@@ -230,7 +230,7 @@ const h2loadOnce = async (server: { peer: Peer; port: number }, config: (typeof 
     "-d", frameFile(config.payload),
     `http://127.0.0.1:${server.port}/grpc.examples.echo.Echo/UnaryEcho`
   ]
-  await runH2load(["-n", "5000", ...common])
+  await runH2load(["-n", "15000", ...common]) // JIT warm-up of the fresh server process
   const cpu0 = await server.peer.request<number>("cpu")
   const out = await runH2load(["-D", String(settings.h2loadSeconds), ...common])
   const cpu1 = await server.peer.request<number>("cpu")
