@@ -35,7 +35,7 @@ describe("GrpcServer: a client cancel interrupts the handler and the fibers it f
       yield* Deferred.await(p.started)
       call!.cancel()
       yield* p.bothInterrupted
-      const seen = yield* fiberResult(fiber)
+      const seen = yield* Fiber.join(fiber)
       assert.strictEqual(seen.code, grpc.status.CANCELLED)
     }))
 
@@ -54,7 +54,7 @@ describe("GrpcServer: a client cancel interrupts the handler and the fibers it f
       const seen = yield* Effect.forkChild(collect(call), { startImmediately: true })
       call.cancel()
       yield* p.bothInterrupted
-      assert.strictEqual((yield* fiberResult(seen)).code, grpc.status.CANCELLED)
+      assert.strictEqual((yield* Fiber.join(seen)).code, grpc.status.CANCELLED)
     }))
 
   it.effect("client streaming", () =>
@@ -74,7 +74,7 @@ describe("GrpcServer: a client cancel interrupts the handler and the fibers it f
       yield* Deferred.await(p.started)
       call!.cancel()
       yield* p.bothInterrupted
-      assert.strictEqual((yield* fiberResult(seen)).code, grpc.status.CANCELLED)
+      assert.strictEqual((yield* Fiber.join(seen)).code, grpc.status.CANCELLED)
     }))
 
   it.effect("bidi", () =>
@@ -90,7 +90,7 @@ describe("GrpcServer: a client cancel interrupts the handler and the fibers it f
       yield* Deferred.await(p.started)
       call.cancel()
       yield* p.bothInterrupted
-      const result = yield* fiberResult(seen)
+      const result = yield* Fiber.join(seen)
       assert.strictEqual(result.code, grpc.status.CANCELLED)
     }))
 })
@@ -186,11 +186,10 @@ describe("GrpcServer: a dropped client connection", () => {
       proxy.cutAll()
       yield* unary.bothInterrupted
       yield* stream.bothInterrupted
-      assert.strictEqual((yield* fiberResult(unarySeen)).code, grpc.status.UNAVAILABLE)
-      assert.strictEqual((yield* fiberResult(bidiSeen)).code, grpc.status.UNAVAILABLE)
+      assert.strictEqual((yield* Fiber.join(unarySeen)).code, grpc.status.UNAVAILABLE)
+      assert.strictEqual((yield* Fiber.join(bidiSeen)).code, grpc.status.UNAVAILABLE)
       yield* server.awaitIdle
       assert.strictEqual(yield* server.activeCalls, 0)
     }))
 })
 
-const fiberResult = <A>(fiber: Fiber.Fiber<A>) => Fiber.join(fiber)

@@ -50,6 +50,10 @@ export const runHandler = <A>(
     program = Effect.die(defect)
   }
   const fiber = runtime.runFork(Effect.provideService(program, CallContext, ctx))
+  // A handler that completed synchronously (e.g. `Effect.succeed`) needs no
+  // cancellation listener at all.
+  const done = fiber.pollUnsafe()
+  if (done !== undefined) return onExit(done, ctx)
   const interrupt = () => fiber.interruptUnsafe()
   call.on("cancelled", interrupt)
   // The call may have been cancelled before the handler started (grpc-js
