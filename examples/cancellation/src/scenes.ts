@@ -12,8 +12,8 @@
  * (they only learn of it over the wire, as RST_STREAM CANCEL or an expired
  * grpc-timeout).
  */
-import { GrpcClient, GrpcError, GrpcServer } from "@effect-grpc/grpc"
-import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { GrpcClient, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
 
 /** One thing that must happen for a scene to pass. */

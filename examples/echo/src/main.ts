@@ -3,8 +3,8 @@
  * midway. The server's handler is interrupted: its finalizer runs and prints
  * how many messages it had sent. Exits 0 only if that happened.
  */
-import { GrpcServer } from "@effect-grpc/grpc"
-import { EchoClient, EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { GrpcServer } from "@fiber-grpc/grpc"
+import { EchoClient, EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { NodeRuntime } from "@effect/platform-node"
 import * as grpc from "@grpc/grpc-js"
 import { Console, Context, Deferred, Effect, Layer, Schedule, Stream } from "effect"

@@ -6,8 +6,8 @@
  * next batch. Nothing here checks for cancellation. The server-side limit on
  * hashes checked ends a call from the server side with RESOURCE_EXHAUSTED.
  */
-import { GrpcError, GrpcServer } from "@effect-grpc/grpc"
-import { HashFinderDefinition, type HashNameRequest } from "@effect-grpc/protos/hash_name/hash_name"
+import { GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+import { HashFinderDefinition, type HashNameRequest } from "@fiber-grpc/protos/hash_name/hash_name"
 import { Effect, Exit, Option, Stream } from "effect"
 import { type HashLimitReached, type Match, search } from "./search.js"
 

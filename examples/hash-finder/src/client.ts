@@ -6,8 +6,8 @@
  * server's search stops (it sees the cancel, or the closed connection when
  * the process exits first).
  */
-import { GrpcClient } from "@effect-grpc/grpc"
-import { HashFinderDefinition } from "@effect-grpc/protos/hash_name/hash_name"
+import { GrpcClient } from "@fiber-grpc/grpc"
+import { HashFinderDefinition } from "@fiber-grpc/protos/hash_name/hash_name"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Stream } from "effect"
 import { parseArgs } from "node:util"

@@ -1,7 +1,7 @@
 /**
  * `pnpm hash-finder:server --port <p> [--maximum-hashes <n>]`
  */
-import { GrpcServer } from "@effect-grpc/grpc"
+import { GrpcServer } from "@fiber-grpc/grpc"
 import { Layer } from "effect"
 import { parseArgs } from "node:util"
 import * as HashFinder from "./HashFinder.js"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { GrpcClient, GrpcError, GrpcServer } from "@effect-grpc/grpc"
-import { HashFinderDefinition } from "@effect-grpc/protos/hash_name/hash_name"
+import { GrpcClient, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+import { HashFinderDefinition } from "@fiber-grpc/protos/hash_name/hash_name"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Stream } from "effect"
 import * as HashFinder from "../src/HashFinder.js"
 import { hashOf, substringHammingDistance } from "../src/search.js"

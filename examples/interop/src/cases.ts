@@ -4,8 +4,8 @@
  * interruption (`Fiber.interrupt`) or a Stream that stops early
  * (`Stream.take`); timeouts are the call's own `timeout` option.
  */
-import { GrpcClient, GrpcError } from "@effect-grpc/grpc"
-import { Empty } from "@effect-grpc/protos/grpc/testing/empty"
+import { GrpcClient, GrpcError } from "@fiber-grpc/grpc"
+import { Empty } from "@fiber-grpc/protos/grpc/testing/empty"
 import {
   PayloadType,
   SimpleRequest,
@@ -13,8 +13,8 @@ import {
   StreamingInputCallRequest,
   StreamingOutputCallRequest,
   type StreamingOutputCallResponse
-} from "@effect-grpc/protos/grpc/testing/messages"
-import { TestServiceDefinition, UnimplementedServiceDefinition } from "@effect-grpc/protos/grpc/testing/test"
+} from "@fiber-grpc/protos/grpc/testing/messages"
+import { TestServiceDefinition, UnimplementedServiceDefinition } from "@fiber-grpc/protos/grpc/testing/test"
 import type * as grpc from "@grpc/grpc-js"
 import { type Cause, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, type Scope, Stream } from "effect"
 
@@ -49,7 +49,7 @@ export class Interop extends Context.Service<Interop, {
   readonly target: Target
   readonly test: GrpcClient.Client<typeof TestServiceDefinition>
   readonly unimplemented: GrpcClient.Client<typeof UnimplementedServiceDefinition>
-}>()("@effect-grpc/example-interop/Interop") {}
+}>()("@fiber-grpc/example-interop/Interop") {}
 
 export const layer = (target: Target): Layer.Layer<Interop> =>
   Layer.effect(

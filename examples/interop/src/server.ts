@@ -9,15 +9,15 @@
  * Prints `listening on <port>` once bound; SIGINT / SIGTERM shut it down
  * gracefully.
  */
-import { CallContext, GrpcError, GrpcServer } from "@effect-grpc/grpc"
+import { CallContext, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
 import {
   type Payload,
   PayloadType,
   type ResponseParameters,
   type StreamingOutputCallRequest,
   type StreamingOutputCallResponse
-} from "@effect-grpc/protos/grpc/testing/messages"
-import { TestServiceDefinition } from "@effect-grpc/protos/grpc/testing/test"
+} from "@fiber-grpc/protos/grpc/testing/messages"
+import { TestServiceDefinition } from "@fiber-grpc/protos/grpc/testing/test"
 import * as grpc from "@grpc/grpc-js"
 import { Duration, Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"

@@ -3,7 +3,7 @@
  * TestService with no framework code, so that a bug shared by our client and
  * our server cannot hide.
  */
-import { GrpcServer } from "@effect-grpc/grpc"
+import { GrpcServer } from "@fiber-grpc/grpc"
 import {
   type SimpleRequest,
   type SimpleResponse,
@@ -11,8 +11,8 @@ import {
   type StreamingInputCallResponse,
   type StreamingOutputCallRequest,
   type StreamingOutputCallResponse
-} from "@effect-grpc/protos/grpc/testing/messages"
-import { TestServiceService } from "@effect-grpc/protos/grpc/testing/test"
+} from "@fiber-grpc/protos/grpc/testing/messages"
+import { TestServiceService } from "@fiber-grpc/protos/grpc/testing/test"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"

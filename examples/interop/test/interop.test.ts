@@ -4,8 +4,8 @@ import {
   SimpleRequest,
   StreamingOutputCallRequest,
   type StreamingOutputCallResponse
-} from "@effect-grpc/protos/grpc/testing/messages"
-import { TestServiceClient } from "@effect-grpc/protos/grpc/testing/test"
+} from "@fiber-grpc/protos/grpc/testing/messages"
+import { TestServiceClient } from "@fiber-grpc/protos/grpc/testing/test"
 import * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Exit, Fiber } from "effect"
 import { parseFlags } from "../src/args.js"

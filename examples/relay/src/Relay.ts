@@ -4,8 +4,8 @@
  * The handler fibers are interrupted when their calls end early, the upstream
  * calls are their children, and their deadlines follow the incoming calls.
  */
-import { GrpcClient, GrpcServer } from "@effect-grpc/grpc"
-import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { GrpcClient, GrpcServer } from "@fiber-grpc/grpc"
+import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Layer } from "effect"
 
 /** Serves Echo on the GrpcServer in context, relaying to `upstream` (`host:port`). */

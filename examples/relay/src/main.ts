@@ -3,7 +3,7 @@
  * and forwards every call to the upstream Echo server. Prints
  * `listening on <port>` once bound; SIGINT/SIGTERM shut it down gracefully.
  */
-import { GrpcServer } from "@effect-grpc/grpc"
+import { GrpcServer } from "@fiber-grpc/grpc"
 import { Layer } from "effect"
 import { parseArgs } from "node:util"
 import * as Relay from "./Relay.js"

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type CallContext, GrpcServer } from "@effect-grpc/grpc"
+import { type CallContext, GrpcServer } from "@fiber-grpc/grpc"
 import {
   EchoClient,
   type EchoRequest,
   type EchoResponse,
   EchoService
-} from "@effect-grpc/protos/grpc/examples/echo/echo"
+} from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Deferred, Effect, Exit, Layer } from "effect"
 import { spawn } from "node:child_process"

@@ -11,9 +11,9 @@
  * - BidirectionalStreamingEcho echoes each message.
  */
 
-import type { CallContext } from "@effect-grpc/grpc"
-import type { ServiceHandlers } from "@effect-grpc/grpc/ServiceDefinition"
-import type { EchoDefinition, EchoRequest, EchoResponse, EchoServer } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import type { CallContext } from "@fiber-grpc/grpc"
+import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
+import type { EchoDefinition, EchoRequest, EchoResponse, EchoServer } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Stream } from "effect"
 
 export const streamedResponse: EchoResponse = { message: "x".repeat(64) }

@@ -10,9 +10,9 @@
  * the measured window, marks again and replies with what it counted, its
  * latencies and its own CPU time.
  */
-import { GrpcClient } from "@effect-grpc/grpc"
+import { GrpcClient } from "@fiber-grpc/grpc"
 import * as grpc from "@grpc/grpc-js"
-import { EchoClient, EchoDefinition, type EchoRequest } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoClient, EchoDefinition, type EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Scope, Stream } from "effect"
 import { connect, nowMicros, parentEndpoint, type Peer } from "./ipc.js"
 

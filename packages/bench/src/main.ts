@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { EchoRequest } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { childEndpoint, connect, type Peer } from "./ipc.js"
 import type { CancelResult, Scenario, SoakResult, Task, TimedResult } from "./load.js"
 import type { ServerStats } from "./serverProcess.js"
@@ -210,7 +210,7 @@ const frameFile = (payload: number) => {
   const frame = Buffer.alloc(5 + body.length)
   frame.writeUInt32BE(body.length, 1)
   Buffer.from(body).copy(frame, 5)
-  const file = path.join(os.tmpdir(), `effect-grpc-bench-${payload}.bin`)
+  const file = path.join(os.tmpdir(), `fiber-grpc-bench-${payload}.bin`)
   fs.writeFileSync(file, frame)
   return file
 }
@@ -477,7 +477,7 @@ const evaluateTargets = () => {
 
 const main = async () => {
   const t0 = performance.now()
-  log(`effect-grpc bench (${quick ? "quick" : "full"}): ${JSON.stringify(settings)}`)
+  log(`fiber-grpc bench (${quick ? "quick" : "full"}): ${JSON.stringify(settings)}`)
   if (h2loadPath === undefined) log("h2load not found on PATH: skipping the h2load section (apt-get install -y nghttp2-client)")
   await compareServers()
   await compareClients()

@@ -3,8 +3,8 @@
  * own (see echo.ts for what each method does). Prints `listening on <port>`
  * once bound.
  */
-import { GrpcServer } from "@effect-grpc/grpc"
-import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { GrpcServer } from "@fiber-grpc/grpc"
+import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Layer } from "effect"
 import { frameworkEcho } from "./echo.js"
 

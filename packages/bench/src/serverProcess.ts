@@ -13,11 +13,11 @@
  * IPC requests: `cpu` (process.cpuUsage, µs), `stats` (after GC: heap, RSS,
  * active handles, live handler fibers), `exit`.
  */
-import { GrpcClient, GrpcServer } from "@effect-grpc/grpc"
-import type { CallContext } from "@effect-grpc/grpc"
-import type { ServiceHandlers } from "@effect-grpc/grpc/ServiceDefinition"
+import { GrpcClient, GrpcServer } from "@fiber-grpc/grpc"
+import type { CallContext } from "@fiber-grpc/grpc"
+import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
 import * as grpc from "@grpc/grpc-js"
-import { EchoClient, EchoDefinition, type EchoServer, EchoService } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoClient, EchoDefinition, type EchoServer, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { frameworkEcho, rawEcho } from "./echo.js"
 import { connect, nowMicros, parentEndpoint } from "./ipc.js"

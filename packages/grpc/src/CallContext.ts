@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { CallContext } from "@effect-grpc/grpc"
+ * import { CallContext } from "@fiber-grpc/grpc"
  *
  * const whoAmI = Effect.gen(function*() {
  *   const ctx = yield* CallContext.CallContext
@@ -68,7 +68,7 @@ export class CallContext extends Context.Service<CallContext, {
   readonly setTrailers: (trailers: grpc.Metadata) => Effect.Effect<void>
   /** The underlying grpc-js call, for what this API does not cover (auth context, flow-control counters). */
   readonly call: ServerCall
-}>()("@effect-grpc/grpc/CallContext") {}
+}>()("@fiber-grpc/grpc/CallContext") {}
 
 /** @since 0.1.0 */
 export type CallContextShape = CallContext["Service"]

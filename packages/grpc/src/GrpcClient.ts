@@ -13,8 +13,8 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { GrpcClient } from "@effect-grpc/grpc"
- * import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+ * import { GrpcClient } from "@fiber-grpc/grpc"
+ * import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
  *
  * const program = Effect.gen(function*() {
  *   const echo = yield* GrpcClient.make(EchoDefinition)
@@ -82,7 +82,7 @@ export class GrpcChannel extends Context.Service<GrpcChannel, {
   readonly target: string
   /** The grpc-js client that owns the channel. */
   readonly client: grpc.Client
-}>()("@effect-grpc/grpc/GrpcChannel") {}
+}>()("@fiber-grpc/grpc/GrpcChannel") {}
 
 /**
  * @since 0.1.0

@@ -48,7 +48,7 @@ export const statusName = (code: Status): string => Status[code] ?? `UNKNOWN_COD
  *
  * @example
  * ```ts
- * import { GrpcError } from "@effect-grpc/grpc"
+ * import { GrpcError } from "@fiber-grpc/grpc"
  *
  * const notFound = GrpcError.make(GrpcError.Status.NOT_FOUND, "no such user")
  * ```

@@ -10,8 +10,8 @@
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { NodeRuntime } from "@effect/platform-node"
- * import { GrpcServer } from "@effect-grpc/grpc"
- * import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+ * import { GrpcServer } from "@fiber-grpc/grpc"
+ * import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
  *
  * const Echo = GrpcServer.serve(EchoDefinition, {
  *   unaryEcho: (req) => Effect.succeed({ message: req.message }),
@@ -92,7 +92,7 @@ export class GrpcServer extends Context.Service<GrpcServer, {
    * Idempotent; later callers wait for the first.
    */
   readonly shutdown: Effect.Effect<void>
-}>()("@effect-grpc/grpc/GrpcServer") {}
+}>()("@fiber-grpc/grpc/GrpcServer") {}
 
 /**
  * Binds a server in the current Scope. Closing the Scope shuts it down

@@ -6,7 +6,7 @@
  * import { it } from "@effect/vitest"
  * import { Effect } from "effect"
  * import { TestClock } from "effect/testing"
- * import { GrpcClient, GrpcTest } from "@effect-grpc/grpc"
+ * import { GrpcClient, GrpcTest } from "@fiber-grpc/grpc"
  *
  * it.effect("replies after a minute of virtual time", () =>
  *   Effect.gen(function*() {

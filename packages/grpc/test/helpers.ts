@@ -10,7 +10,7 @@ import {
   type EchoResponse,
   type EchoServer,
   EchoService
-} from "@effect-grpc/protos/grpc/examples/echo/echo"
+} from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Context, Effect, Layer } from "effect"
 import * as net from "node:net"
 import { type CallContext, GrpcServer } from "../src/index.js"

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
-import { EchoDefinition, type EchoRequest, type EchoResponse } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoDefinition, type EchoRequest, type EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { type CallContext, GrpcClient, GrpcError, GrpcServer } from "../src/index.js"
 import type { ServiceHandlers } from "../src/ServiceDefinition.js"

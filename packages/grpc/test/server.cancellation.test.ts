@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Fiber, Option, Stream } from "effect"
 import { CallContext } from "../src/index.js"
-import type { EchoRequest } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import type { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { clientStreamingCall, collect, rawClient, startEcho, tcpProxy, unaryCall } from "./helpers.js"
 
 /**

@@ -5,7 +5,7 @@
  * on real time (see the last test).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Fiber, Queue, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { GrpcClient, GrpcError, GrpcTest } from "../src/index.js"

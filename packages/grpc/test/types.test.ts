@@ -3,7 +3,7 @@
  * lines fail the type check if they ever compile) and run as plain tests.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { EchoDefinition } from "@effect-grpc/protos/grpc/examples/echo/echo"
+import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Context, Effect, type Layer, Stream } from "effect"
 import { GrpcError, GrpcServer } from "../src/index.js"
 import { echoDefaults } from "./helpers.js"

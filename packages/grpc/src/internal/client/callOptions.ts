@@ -38,7 +38,7 @@ export interface CallOptions {
  * Whether client calls in this region follow the server call being handled.
  * Defaults to true; see `GrpcClient.withoutPropagation`.
  */
-export const Propagation = Context.Reference<boolean>("@effect-grpc/grpc/GrpcClient/Propagation", {
+export const Propagation = Context.Reference<boolean>("@fiber-grpc/grpc/GrpcClient/Propagation", {
   defaultValue: () => true
 })
 
