@@ -21,6 +21,7 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import type * as grpc from "@grpc/grpc-js"
 import { Context, Duration, Effect, Option } from "effect"
@@ -35,11 +36,17 @@ export { Metadata }
  * @since 0.1.0
  */
 export interface ServerCall extends NodeJS.EventEmitter {
+  /** True once the call was cancelled (or, since grpc-js 1.10, once it ended). */
   readonly cancelled: boolean
+  /** The request metadata. */
   readonly metadata: grpc.Metadata
+  /** The client's address. */
   getPeer(): string
+  /** The method path, `"/package.Service/Method"`. */
   getPath(): string
+  /** The call's deadline; `Infinity` when the client set none. */
   getDeadline(): grpc.Deadline
+  /** Sends the response headers. */
   sendMetadata(responseMetadata: grpc.Metadata): void
 }
 

@@ -23,6 +23,7 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Layer, type Scope, type Stream } from "effect"
@@ -51,12 +52,16 @@ export type { CallOptions }
  * @since 0.1.0
  */
 export type ClientMethod<M> = {
+  /** One request out, one response back. */
   unary: (request: RequestOf<M>, options?: CallOptions) => Effect.Effect<ResponseOf<M>, GrpcError>
+  /** One request out, a Stream of responses back. */
   serverStreaming: (request: RequestOf<M>, options?: CallOptions) => Stream.Stream<ResponseOf<M>, GrpcError>
+  /** A Stream of requests out, one response back. */
   clientStreaming: <E = never, R = never>(
     requests: Stream.Stream<RequestOf<M>, E, R>,
     options?: CallOptions
   ) => Effect.Effect<ResponseOf<M>, GrpcError | E, R>
+  /** A Stream of requests out, a Stream of responses back. */
   bidi: <E = never, R = never>(
     requests: Stream.Stream<RequestOf<M>, E, R>,
     options?: CallOptions

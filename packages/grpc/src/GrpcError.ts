@@ -7,6 +7,7 @@
  * upstream failure through unchanged.
  *
  * @since 0.1.0
+ * @module
  */
 import * as grpc from "@grpc/grpc-js"
 import { Data, Predicate } from "effect"
@@ -65,6 +66,7 @@ export class GrpcError extends Data.TaggedError("GrpcError")<{
     return statusName(this.code)
   }
 
+  /** `GrpcError(CODE_NAME): message`. */
   override toString(): string {
     return `GrpcError(${this.codeName}): ${this.message}`
   }

@@ -9,22 +9,24 @@
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { NodeRuntime } from "@effect/platform-node"
- * import { GrpcServer } from "@fiber-grpc/grpc"
- * import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+ * import { GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+ * import { GreeterDefinition } from "./gen/greeter.js"
  *
- * const Echo = GrpcServer.serve(EchoDefinition, {
- *   unaryEcho: (req) => Effect.succeed({ message: req.message }),
- *   ...
+ * const Greeter = GrpcServer.serve(GreeterDefinition, {
+ *   sayHello: (req) =>
+ *     req.name === ""
+ *       ? Effect.fail(GrpcError.make(GrpcError.Status.INVALID_ARGUMENT, "name is required"))
+ *       : Effect.succeed({ message: `Hello, ${req.name}` })
  * })
  *
- * Echo.pipe(Layer.provide(GrpcServer.layer({ port: 50051 })), Layer.launch, NodeRuntime.runMain)
+ * Greeter.pipe(Layer.provide(GrpcServer.layer({ port: 50051 })), GrpcServer.runMain)
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import * as grpc from "@grpc/grpc-js"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node-shared/NodeRuntime"
 import { Cause, Config, Console, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"

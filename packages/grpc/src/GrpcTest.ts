@@ -27,6 +27,7 @@
  * server's shutdown grace period is wall-clock time too.
  *
  * @since 0.1.0
+ * @module
  */
 import { Layer } from "effect"
 import * as GrpcClient from "./GrpcClient.js"

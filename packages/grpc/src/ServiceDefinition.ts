@@ -5,6 +5,7 @@
  * request, response and handler types all come from the generated `const`.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as grpc from "@grpc/grpc-js"
 import type { Effect, Scope, Stream } from "effect"
@@ -17,7 +18,12 @@ import type { GrpcError } from "./GrpcError.js"
  * @since 0.1.0
  */
 export interface MessageType<T> {
-  encode(message: T): { finish(): Uint8Array }
+  /** Encodes a message; `finish()` returns its bytes. */
+  encode(message: T): {
+    /** The encoded bytes. */
+    finish(): Uint8Array
+  }
+  /** Decodes a message from its bytes. */
   decode(input: Uint8Array): T
 }
 
@@ -53,10 +59,27 @@ export interface ServiceDefinition {
  */
 export interface AnyMethodDefinition {
   readonly name: string
-  readonly requestType: { encode(message: never): { finish(): Uint8Array }; decode(input: Uint8Array): unknown }
-  readonly responseType: { encode(message: never): { finish(): Uint8Array }; decode(input: Uint8Array): unknown }
+  /** The request codec. */
+  readonly requestType: AnyMessageType
+  /** The response codec. */
+  readonly responseType: AnyMessageType
   readonly requestStream: boolean
   readonly responseStream: boolean
+}
+
+/**
+ * A codec of any message type (see `AnyMethodDefinition`).
+ *
+ * @since 0.1.0
+ */
+export interface AnyMessageType {
+  /** Encodes a message; `finish()` returns its bytes. */
+  encode(message: never): {
+    /** The encoded bytes. */
+    finish(): Uint8Array
+  }
+  /** Decodes a message from its bytes. */
+  decode(input: Uint8Array): unknown
 }
 
 /**
@@ -97,12 +120,16 @@ export type MethodKind<M> = M extends { readonly requestStream: true }
  * @since 0.1.0
  */
 export type Handler<M, E extends GrpcError = GrpcError, R = unknown> = {
+  /** One request in, one response out. */
   unary: (request: RequestOf<M>, ctx: CallContext["Service"]) => Effect.Effect<ResponseOf<M>, E, R>
+  /** One request in, a Stream of responses out. */
   serverStreaming: (request: RequestOf<M>, ctx: CallContext["Service"]) => Stream.Stream<ResponseOf<M>, E, R>
+  /** A Stream of requests in, one response out. */
   clientStreaming: (
     requests: Stream.Stream<RequestOf<M>, GrpcError>,
     ctx: CallContext["Service"]
   ) => Effect.Effect<ResponseOf<M>, E, R>
+  /** A Stream of requests in, a Stream of responses out. */
   bidi: (
     requests: Stream.Stream<RequestOf<M>, GrpcError>,
     ctx: CallContext["Service"]

@@ -11,7 +11,7 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as NodeStream from "@effect/platform-node-shared/NodeStream"
 import type { Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
 
