@@ -81,25 +81,26 @@ export class CallContext extends Context.Service<CallContext, {
 export type CallContextShape = CallContext["Service"]
 
 /**
- * The implementation the adapter builds for each call. It only holds the
- * grpc-js call; every field is read from the call when accessed, so a call
- * that never looks at its context pays almost nothing.
+ * The implementation the adapter builds for each call. The method and peer
+ * are captured when the call starts: grpc-js reads the peer from the socket,
+ * and answers `"unknown"` once a cancelled call's connection is gone, which
+ * is when a log line needs it most. Everything else is read from the call
+ * when accessed, so a call that never looks at its context pays almost nothing.
  *
  * @internal
  */
 export class ServerCallContext implements CallContextShape {
   /** Trailers accumulated by `setTrailers`; sent with the final status. */
   trailers: grpc.Metadata | undefined = undefined
-  constructor(readonly call: ServerCall) {}
-
-  get method(): string {
-    return this.call.getPath()
+  readonly method: string
+  readonly peer: string
+  constructor(readonly call: ServerCall) {
+    this.method = call.getPath()
+    this.peer = call.getPeer()
   }
+
   get metadata(): grpc.Metadata {
     return this.call.metadata
-  }
-  get peer(): string {
-    return this.call.getPeer()
   }
   get deadline(): Option.Option<Date> {
     const deadline = this.call.getDeadline()

@@ -29,7 +29,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Layer, type Scope, type Stream } from "effect"
 import type { GrpcError } from "./GrpcError.js"
 import { bidiStreamingCall } from "./internal/client/bidiStreamingCall.js"
-import { type CallOptions, Propagation } from "./internal/client/callOptions.js"
+import { type CallOptions, closedChannels, Propagation } from "./internal/client/callOptions.js"
 import { flushPendingCancels } from "./internal/client/cancel.js"
 import { clientStreamingCall } from "./internal/client/clientStreamingCall.js"
 import type { MethodCodec } from "./internal/client/codec.js"
@@ -110,7 +110,8 @@ const defaultChannelOptions: grpc.ChannelOptions = { "grpc.per_rpc_retry_buffer_
 
 /**
  * Opens a channel to `target` (`host:port`, or any grpc-js target URI) in the
- * current Scope.
+ * current Scope. Calls started after the Scope closed fail with
+ * `UNAVAILABLE` "channel closed".
  *
  * @since 0.1.0
  */
@@ -132,6 +133,7 @@ export const makeChannel = (
     (channel) =>
       Effect.sync(() => {
         flushPendingCancels()
+        closedChannels.add(channel.client)
         channel.client.close()
       })
   )

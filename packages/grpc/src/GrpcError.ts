@@ -66,6 +66,15 @@ export class GrpcError extends Data.TaggedError("GrpcError")<{
     return statusName(this.code)
   }
 
+  /**
+   * `GrpcError [UNAVAILABLE]`: the code name is part of the name so that an
+   * uncaught error's log line and stack trace say which status it was. (The
+   * `message` stays the status message alone, which is what a relay passes on.)
+   */
+  override get name(): string {
+    return this.code === undefined ? "GrpcError" : `GrpcError [${this.codeName}]`
+  }
+
   /** `GrpcError(CODE_NAME): message`. */
   override toString(): string {
     return `GrpcError(${this.codeName}): ${this.message}`

@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js"
 import type { EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { GrpcClient, GrpcError, GrpcTest } from "../src/index.js"
+import { GrpcClient, GrpcError, GrpcServer, GrpcTest } from "../src/index.js"
 import { echoDefaults, rawServer } from "./helpers.js"
 
 /** A client on its own channel, open for the rest of the test. */
@@ -35,6 +35,20 @@ describe("GrpcClient: the four call kinds against a GrpcServer", () => {
         yield* Stream.runCollect(echo.bidirectionalStreamingEcho(Stream.make({ message: "p" }, { message: "q" }))),
         [{ message: "P" }, { message: "Q" }]
       )
+    }).pipe(Effect.provide(Echo)))
+
+  it.effect("a client whose channel's Scope has closed fails each kind with UNAVAILABLE \"channel closed\"", () =>
+    Effect.gen(function*() {
+      const server = yield* GrpcServer.GrpcServer
+      const echo = yield* Effect.scoped(echoClient(server.port))
+      const expectClosed = (error: GrpcError.GrpcError) => {
+        assert.strictEqual(error.code, GrpcError.Status.UNAVAILABLE)
+        assert.strictEqual(error.message, "channel closed")
+      }
+      expectClosed(yield* Effect.flip(echo.unaryEcho({ message: "a" })))
+      expectClosed(yield* Effect.flip(Stream.runCollect(echo.serverStreamingEcho({ message: "a" }))))
+      expectClosed(yield* Effect.flip(echo.clientStreamingEcho(Stream.make({ message: "a" }))))
+      expectClosed(yield* Effect.flip(Stream.runCollect(echo.bidirectionalStreamingEcho(Stream.make({ message: "a" })))))
     }).pipe(Effect.provide(Echo)))
 
   it.effect("a non-OK status is a typed GrpcError with code, message and trailers", () =>

@@ -193,3 +193,24 @@ describe("GrpcServer: a dropped client connection", () => {
     }))
 })
 
+describe("GrpcServer: what a handler's finalizer can still read", () => {
+  it.effect("peer and method are captured when the call starts, so they survive a dropped connection", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const seen = yield* Deferred.make<{ peer: string; method: string }>()
+      const { server } = yield* startEcho({
+        unaryEcho: (_, ctx) =>
+          Effect.andThen(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(seen, { peer: ctx.peer, method: ctx.method }))
+          )
+      })
+      const proxy = yield* tcpProxy(server.port)
+      const client = yield* rawClient(`127.0.0.1:${proxy.port}`)
+      yield* Effect.forkChild(unaryCall(client, { message: "x" }), { startImmediately: true })
+      yield* Deferred.await(started)
+      proxy.cutAll()
+      const { peer, method } = yield* Deferred.await(seen)
+      assert.match(peer, /^127\.0\.0\.1:\d+$/)
+      assert.strictEqual(method, "/grpc.examples.echo.Echo/UnaryEcho")
+    }))
+})

@@ -16,7 +16,7 @@ import { writeRequests } from "./writeRequests.js"
 export const bidiStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 <E = never, R = never>(requests: Stream.Stream<Req, E, R>, options?: CallOptions): Stream.Stream<Res, GrpcError | E, R> =>
   responseStream(
-    Effect.map(prepare(options), (prepared) => {
+    Effect.map(prepare(channel, options), (prepared) => {
       const call = channel.makeBidiStreamRequest(
         method.path,
         method.serialize,

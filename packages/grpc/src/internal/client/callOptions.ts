@@ -13,6 +13,7 @@
 import * as grpc from "@grpc/grpc-js"
 import { Context, Duration, Effect, Option } from "effect"
 import { CallContext } from "../../CallContext.js"
+import * as GrpcError from "../../GrpcError.js"
 
 /** Options every client method accepts. */
 export interface CallOptions {
@@ -50,9 +51,19 @@ export interface Prepared {
 
 const noOptions: grpc.CallOptions = {}
 
+/**
+ * Channels whose Scope has closed. grpc-js throws `Error: Channel has been
+ * shut down` from any call started on a closed channel, which would surface
+ * as a defect; a call on one of these fails with UNAVAILABLE instead.
+ */
+export const closedChannels = new WeakSet<grpc.Client>()
+
+const channelClosed = Effect.fail(GrpcError.make(GrpcError.Status.UNAVAILABLE, "channel closed"))
+
 /** Resolves metadata and the effective deadline for a call starting now, in the calling fiber. */
-export const prepare = (options: CallOptions | undefined): Effect.Effect<Prepared> =>
+export const prepare = (channel: grpc.Client, options: CallOptions | undefined): Effect.Effect<Prepared, GrpcError.GrpcError> =>
   Effect.withFiber((fiber) => {
+    if (closedChannels.has(channel)) return channelClosed
     let deadline = options?.deadline?.getTime() ?? Infinity
     if (options?.timeout !== undefined) {
       deadline = Math.min(deadline, Date.now() + Duration.toMillis(Duration.fromInputUnsafe(options.timeout)))

@@ -18,7 +18,7 @@ import { writeRequests } from "./writeRequests.js"
 export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 <E = never, R = never>(requests: Stream.Stream<Req, E, R>, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError | E, R> =>
   Effect.scoped(Effect.gen(function*() {
-    const prepared = yield* prepare(options)
+    const prepared = yield* prepare(channel, options)
     const response = yield* Deferred.make<Res, GrpcError.GrpcError>()
     const single = singleResponse<Res>((exit) => Deferred.doneUnsafe(response, exit))
     const call = channel.makeClientStreamRequest(

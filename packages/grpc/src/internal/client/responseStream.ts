@@ -31,7 +31,7 @@ export interface ReadableCall extends NodeJS.EventEmitter {
 type Chunk<A> = readonly [A, ...Array<A>]
 
 export const responseStream = <Call extends ReadableCall, A, E = never, R = never>(
-  start: Effect.Effect<Call>,
+  start: Effect.Effect<Call, GrpcError.GrpcError>,
   writer?: (call: Call) => Effect.Effect<void, E, R>
 ): Stream.Stream<A, GrpcError.GrpcError | E, R> =>
   Stream.fromChannel(Channel.fromTransform((_, scope) =>

@@ -12,7 +12,7 @@ import { responseStream } from "./responseStream.js"
 
 export const serverStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 (request: Req, options?: CallOptions): Stream.Stream<Res, GrpcError> =>
-  responseStream(Effect.map(prepare(options), (prepared) => {
+  responseStream(Effect.map(prepare(channel, options), (prepared) => {
     const call = channel.makeServerStreamRequest(
       method.path,
       method.serialize,

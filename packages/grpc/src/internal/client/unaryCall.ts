@@ -13,7 +13,7 @@ import { singleResponse } from "./singleResponse.js"
 
 export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 (request: Req, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError> =>
-  Effect.flatMap(prepare(options), (prepared) =>
+  Effect.flatMap(prepare(channel, options), (prepared) =>
     Effect.callback<Res, GrpcError.GrpcError>((resume) => {
       const response = singleResponse<Res>(resume)
       const call = channel.makeUnaryRequest(
