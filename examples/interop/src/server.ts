@@ -6,10 +6,11 @@
  *
  *   pnpm interop:server --port <p> [--use_tls] [--tls_cert_file f --tls_key_file f]
  *
+ * Next to the TestService it serves `grpc.health.v1.Health` (GrpcHealth).
  * Prints `listening on <port>` once bound; SIGINT / SIGTERM shut it down
- * gracefully.
+ * gracefully: health turns NOT_SERVING, Watch streams end, calls drain.
  */
-import { CallContext, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+import { CallContext, GrpcError, GrpcHealth, GrpcServer } from "@fiber-grpc/grpc"
 import {
   type Payload,
   PayloadType,
@@ -172,8 +173,10 @@ export interface ServerOptions {
   readonly gracePeriod?: Duration.Input | undefined
 }
 
-/** The bound server (GrpcServer) with the TestService on it. */
-export const layer = (options: ServerOptions): Layer.Layer<GrpcServer.GrpcServer, GrpcServer.GrpcServerError> => {
+/** The bound server (GrpcServer) with the TestService and grpc.health.v1.Health on it. */
+export const layer = (
+  options: ServerOptions
+): Layer.Layer<GrpcServer.GrpcServer | GrpcHealth.GrpcHealth, GrpcServer.GrpcServerError> => {
   const bind = (host: string) =>
     GrpcServer.make({
       host,
@@ -185,7 +188,9 @@ export const layer = (options: ServerOptions): Layer.Layer<GrpcServer.GrpcServer
     ? bind(options.host)
     // Fall back to IPv4 only where IPv6 is unavailable; a port in use fails as it is.
     : Effect.catch(bind("::"), (error) => error.message.includes("EADDRINUSE") ? Effect.fail(error) : bind("0.0.0.0"))
-  return TestService.pipe(Layer.provideMerge(Layer.effect(GrpcServer.GrpcServer, server)))
+  return Layer.merge(TestService, GrpcHealth.layer).pipe(
+    Layer.provideMerge(Layer.effect(GrpcServer.GrpcServer, server))
+  )
 }
 
 /** TLS credentials from PEM files (by default the test certificate in certs/). */

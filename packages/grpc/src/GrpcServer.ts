@@ -27,7 +27,22 @@
  */
 import * as grpc from "@grpc/grpc-js"
 import * as NodeRuntime from "@effect/platform-node-shared/NodeRuntime"
-import { Cause, Config, Console, Context, Data, Deferred, Duration, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import {
+  Cause,
+  Config,
+  Console,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberSet,
+  Layer,
+  Scope,
+  type Stream,
+  SubscriptionRef
+} from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCall.js"
@@ -84,6 +99,17 @@ export class GrpcServer extends Context.Service<GrpcServer, {
     definition: S,
     handlers: ServiceHandlers<S>
   ) => Effect.Effect<void, never, Scope.Scope>
+  /** The services registered now, in registration order (what the server serves). */
+  readonly services: Effect.Effect<ReadonlyArray<ServiceDefinition>>
+  /** The registered services now, and again after every registration or removal. */
+  readonly servicesChanges: Stream.Stream<ReadonlyArray<ServiceDefinition>>
+  /**
+   * Runs `hook` when graceful shutdown starts, before the server stops
+   * accepting calls and drains (health uses it to report `NOT_SERVING`).
+   * The hook is removed when the current Scope closes. Keep it short: it
+   * delays the drain.
+   */
+  readonly onShutdown: (hook: Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
   /** Handler fibers running now. */
   readonly activeCalls: Effect.Effect<number>
   /** Completes when no handler fiber is running. */
@@ -112,6 +138,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
   const fibers = yield* FiberSet.make<unknown, GrpcError>()
   let forcing = false
+  const services = yield* SubscriptionRef.make<ReadonlyArray<ServiceDefinition>>([])
+  const shutdownHooks = new Set<{ readonly hook: Effect.Effect<void> }>()
 
   const port = yield* Effect.callback<number, GrpcServerError>((resume) => {
     const address = host.includes(":") ? `[${host}]:${options.port}` : `${host}:${options.port}`
@@ -128,6 +156,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // Uninterruptible, so that a caller giving up (e.g. with a timeout) cannot
   // leave the cached shutdown half done for the next caller to start over.
   const shutdown = yield* Effect.cached(Effect.uninterruptible(Effect.gen(function*() {
+    // 0. Hooks (health turns NOT_SERVING) run while calls are still accepted.
+    for (const { hook } of [...shutdownHooks]) yield* hook
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
     const drained = yield* Deferred.make<void>()
     server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))
@@ -156,13 +186,30 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         implementation[key] = adapt(runtime, definition.methods[key]!, handlers[key])
       }
       server.addService(grpcDefinition, implementation)
-      yield* Effect.addFinalizer(() => Effect.sync(() => server.removeService(grpcDefinition)))
+      yield* SubscriptionRef.update(services, (all) => [...all, definition])
+      yield* Effect.addFinalizer(() =>
+        Effect.andThen(
+          Effect.sync(() => server.removeService(grpcDefinition)),
+          SubscriptionRef.update(services, (all) => all.filter((d) => d !== definition))
+        )
+      )
     })
+
+  const onShutdown = (hook: Effect.Effect<void>) => {
+    const entry = { hook }
+    return Effect.acquireRelease(
+      Effect.sync(() => shutdownHooks.add(entry)),
+      () => Effect.sync(() => shutdownHooks.delete(entry))
+    )
+  }
 
   return GrpcServer.of({
     host,
     port,
     addService,
+    services: SubscriptionRef.get(services),
+    servicesChanges: SubscriptionRef.changes(services),
+    onShutdown: (hook) => Effect.asVoid(onShutdown(hook)),
     activeCalls: FiberSet.size(fibers),
     awaitIdle: FiberSet.awaitEmpty(fibers),
     shutdown
