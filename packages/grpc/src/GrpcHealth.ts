@@ -30,11 +30,11 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, Option, type Scope, Stream, SubscriptionRef } from "effect"
 import {
   type HealthCheckResponse,
-  HealthCheckResponse_ServingStatus,
   HealthDefinition as GeneratedHealthDefinition
 } from "./generated/grpc/health/v1/health.js"
 import * as GrpcError from "./GrpcError.js"
@@ -42,17 +42,25 @@ import * as GrpcServer from "./GrpcServer.js"
 import type { ServiceDefinition } from "./ServiceDefinition.js"
 
 /**
- * `SERVING`, `NOT_SERVING`, `SERVICE_UNKNOWN` (Watch only) and `UNKNOWN`, as
- * numbered in `health.proto`.
+ * The serving statuses of `health.proto`, with its numbers.
  *
  * @since 0.1.0
  */
-export const ServingStatus = HealthCheckResponse_ServingStatus
+export const ServingStatus = {
+  /** Not used by this server (the proto's zero value). */
+  UNKNOWN: 0,
+  /** The service (or, for `""`, the server) accepts calls. */
+  SERVING: 1,
+  /** Known, but not accepting calls: clients and load balancers should go elsewhere. */
+  NOT_SERVING: 2,
+  /** Sent by Watch only, for a service the server does not know (yet). */
+  SERVICE_UNKNOWN: 3
+} as const
 
 /**
  * @since 0.1.0
  */
-export type ServingStatus = HealthCheckResponse_ServingStatus
+export type ServingStatus = typeof ServingStatus[keyof typeof ServingStatus]
 
 /**
  * The generated definition of `grpc.health.v1.Health`, for clients:
@@ -143,12 +151,8 @@ export const make: Effect.Effect<GrpcHealth["Service"], never, GrpcServer.GrpcSe
 export const setStatus = (service: string, status: ServingStatus): Effect.Effect<void, never, GrpcHealth> =>
   GrpcHealth.use((health) => health.setStatus(service, status))
 
-/**
- * The `grpc.health.v1.Health` handlers for a `GrpcHealth`.
- *
- * @since 0.1.0
- */
-export const handlers = (health: GrpcHealth["Service"]) => ({
+/** The `grpc.health.v1.Health` handlers for a `GrpcHealth`. */
+const handlers = (health: GrpcHealth["Service"]) => ({
   check: (request: { readonly service: string }): Effect.Effect<HealthCheckResponse, GrpcError.GrpcError> =>
     Effect.flatMap(health.status(request.service), (status) =>
       Option.match(status, {
