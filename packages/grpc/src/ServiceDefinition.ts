@@ -11,6 +11,7 @@ import type * as grpc from "@grpc/grpc-js"
 import type { Effect, Scope, Stream } from "effect"
 import type { CallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
+import { deserializer, serializer } from "./internal/codec.js"
 
 /**
  * A ts-proto message codec (`MessageFns<T>`), reduced to what the wire needs.
@@ -182,23 +183,16 @@ export type NoScope<H> = [Extract<HandlersContext<H>, Scope.Scope>] extends [nev
 export const toGrpcJs = (definition: ServiceDefinition): grpc.ServiceDefinition => {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   for (const [key, method] of Object.entries(definition.methods)) {
-    // The definition's codecs are typed per message; grpc-js stores them
-    // untyped, so they are viewed here as codecs of `unknown`.
-    const requestType = method.requestType as MessageType<unknown>
-    const responseType = method.responseType as MessageType<unknown>
     out[key] = {
       path: `/${definition.fullName}/${method.name}`,
       requestStream: method.requestStream,
       responseStream: method.responseStream,
-      requestSerialize: (value) => toBuffer(requestType.encode(value).finish()),
-      requestDeserialize: (bytes) => requestType.decode(bytes),
-      responseSerialize: (value) => toBuffer(responseType.encode(value).finish()),
-      responseDeserialize: (bytes) => responseType.decode(bytes),
+      requestSerialize: serializer(method.requestType),
+      requestDeserialize: deserializer(method.requestType),
+      responseSerialize: serializer(method.responseType),
+      responseDeserialize: deserializer(method.responseType),
       originalName: key
     }
   }
   return out
 }
-
-/** A Buffer view of the encoded bytes, without copying them. */
-const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
