@@ -6,11 +6,13 @@
  *
  *   pnpm interop:server --port <p> [--use_tls] [--tls_cert_file f --tls_key_file f]
  *
- * Next to the TestService it serves `grpc.health.v1.Health` (GrpcHealth).
+ * Next to the TestService it serves `grpc.health.v1.Health` (GrpcHealth) and
+ * server reflection v1 and v1alpha (GrpcReflection, with test.proto's
+ * embedded descriptors), so grpcurl and health probes work against it.
  * Prints `listening on <port>` once bound; SIGINT / SIGTERM shut it down
  * gracefully: health turns NOT_SERVING, Watch streams end, calls drain.
  */
-import { CallContext, GrpcError, GrpcHealth, GrpcServer } from "@fiber-grpc/grpc"
+import { CallContext, GrpcError, GrpcHealth, GrpcReflection, GrpcServer } from "@fiber-grpc/grpc"
 import {
   type Payload,
   PayloadType,
@@ -19,6 +21,7 @@ import {
   type StreamingOutputCallResponse
 } from "@fiber-grpc/protos/grpc/testing/messages"
 import { TestServiceDefinition } from "@fiber-grpc/protos/grpc/testing/test"
+import { file as testProto } from "@fiber-grpc/protos/grpc/testing/test.descriptor"
 import * as grpc from "@grpc/grpc-js"
 import { Duration, Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
@@ -173,7 +176,7 @@ export interface ServerOptions {
   readonly gracePeriod?: Duration.Input | undefined
 }
 
-/** The bound server (GrpcServer) with the TestService and grpc.health.v1.Health on it. */
+/** The bound server (GrpcServer) with the TestService, health and reflection on it. */
 export const layer = (
   options: ServerOptions
 ): Layer.Layer<GrpcServer.GrpcServer | GrpcHealth.GrpcHealth, GrpcServer.GrpcServerError> => {
@@ -188,7 +191,8 @@ export const layer = (
     ? bind(options.host)
     // Fall back to IPv4 only where IPv6 is unavailable; a port in use fails as it is.
     : Effect.catch(bind("::"), (error) => error.message.includes("EADDRINUSE") ? Effect.fail(error) : bind("0.0.0.0"))
-  return Layer.merge(TestService, GrpcHealth.layer).pipe(
+  return Layer.mergeAll(TestService, GrpcReflection.layer([testProto])).pipe(
+    Layer.provideMerge(GrpcHealth.layer),
     Layer.provideMerge(Layer.effect(GrpcServer.GrpcServer, server))
   )
 }
