@@ -35,6 +35,7 @@ import { clientStreamingCall } from "./internal/client/clientStreamingCall.js"
 import type { MethodCodec } from "./internal/client/codec.js"
 import { serverStreamingCall } from "./internal/client/serverStreamingCall.js"
 import { unaryCall } from "./internal/client/unaryCall.js"
+import * as ServiceConfig from "./ServiceConfig.js"
 import { type MethodKind, type RequestOf, type ResponseOf, type ServiceDefinition, toGrpcJs } from "./ServiceDefinition.js"
 
 export type { CallOptions }
@@ -87,6 +88,8 @@ export class GrpcChannel extends Context.Service<GrpcChannel, {
   readonly target: string
   /** The grpc-js client that owns the channel. */
   readonly client: grpc.Client
+  /** Whether the service config asks calls of a method (service, method name) to wait for a ready backend. */
+  readonly waitForReady?: ((service: string, method: string) => boolean) | undefined
 }>()("@fiber-grpc/grpc/GrpcChannel") {}
 
 /**
@@ -97,6 +100,12 @@ export interface ChannelOptions {
   readonly credentials?: grpc.ChannelCredentials | undefined
   /** grpc-js channel options (`grpc.max_receive_message_length`, keepalive, ...). */
   readonly channelOptions?: grpc.ChannelOptions | undefined
+  /**
+   * Load balancing, per-method timeouts, retries and hedging (see
+   * `ServiceConfig`). Checked when the channel is made; takes the place of
+   * a `grpc.service_config` channel option.
+   */
+  readonly serviceConfig?: ServiceConfig.ServiceConfig | undefined
 }
 
 /**
@@ -109,27 +118,66 @@ export interface ChannelOptions {
 const defaultChannelOptions: grpc.ChannelOptions = { "grpc.per_rpc_retry_buffer_size": 64 * 1024 }
 
 /**
- * Opens a channel to `target` (`host:port`, or any grpc-js target URI) in the
- * current Scope. Calls started after the Scope closed fail with
- * `UNAVAILABLE` "channel closed".
+ * Opens a channel in the current Scope. Calls started after the Scope closed
+ * fail with `UNAVAILABLE` "channel closed".
+ *
+ * `target` is any grpc-js target: `host:port` (DNS), `dns:///name:port`,
+ * `ipv4:10.0.0.1:50051,10.0.0.2:50051`, `ipv6:[::1]:50051`, `unix:/path`.
+ * A name that resolves to several addresses is one backend per address once
+ * `serviceConfig.loadBalancing` is `round_robin` (grpc-js's default,
+ * `pick_first`, sends every call to one of them).
+ *
+ * With a `serviceConfig`, the channel fails to open with a
+ * `ServiceConfigError` listing every problem in it.
  *
  * @since 0.1.0
  */
-export const makeChannel = (
+export function makeChannel(
+  target: string,
+  options?: ChannelOptions & { readonly serviceConfig?: undefined }
+): Effect.Effect<GrpcChannel["Service"], never, Scope.Scope>
+/**
+ * Opens a channel with a service config, which is checked first.
+ *
+ * @since 0.1.0
+ */
+export function makeChannel(
   target: string,
   options?: ChannelOptions
-): Effect.Effect<GrpcChannel["Service"], never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      GrpcChannel.of({
-        target,
-        client: new grpc.Client(
-          target,
-          options?.credentials ?? grpc.credentials.createInsecure(),
-          { ...defaultChannelOptions, ...options?.channelOptions }
-        )
-      })
-    ),
+): Effect.Effect<GrpcChannel["Service"], ServiceConfig.ServiceConfigError, Scope.Scope>
+export function makeChannel(
+  target: string,
+  options?: ChannelOptions
+): Effect.Effect<GrpcChannel["Service"], ServiceConfig.ServiceConfigError, Scope.Scope> {
+  return Effect.acquireRelease(
+    Effect.suspend(() => {
+      const channelOptions = { ...defaultChannelOptions, ...options?.channelOptions }
+      let waitForReady: ServiceConfig.WaitForReady | undefined
+      if (options?.serviceConfig !== undefined) {
+        const compiled = ServiceConfig.compile(options.serviceConfig, channelOptions["grpc-node.retry_max_attempts_limit"])
+        if ("problems" in compiled) return Effect.fail(new ServiceConfig.ServiceConfigError({ problems: compiled.problems }))
+        channelOptions["grpc.service_config"] = compiled.json
+        waitForReady = compiled.waitForReady
+      }
+      const credentials = options?.credentials ?? grpc.credentials.createInsecure()
+      let client: grpc.Client
+      try {
+        client = new grpc.Client(target, credentials, channelOptions)
+      } catch (error) {
+        // grpc-js checks the service config again (and the target) as it
+        // builds the channel; what it rejects in a checked config is still
+        // a config problem, while a bad target stays a defect.
+        if (waitForReady === undefined) return Effect.die(error)
+        try {
+          const { "grpc.service_config": _, ...withoutConfig } = channelOptions
+          new grpc.Client(target, credentials, withoutConfig).close()
+        } catch {
+          return Effect.die(error)
+        }
+        return Effect.fail(new ServiceConfig.ServiceConfigError({ problems: [error instanceof Error ? error.message : String(error)] }))
+      }
+      return Effect.succeed(GrpcChannel.of({ target, client, waitForReady }))
+    }),
     (channel) =>
       Effect.sync(() => {
         flushPendingCancels()
@@ -137,14 +185,29 @@ export const makeChannel = (
         channel.client.close()
       })
   )
+}
 
 /**
- * The channel as a Layer.
+ * The channel as a Layer (see `makeChannel`).
  *
  * @since 0.1.0
  */
-export const layerChannel = (target: string, options?: ChannelOptions): Layer.Layer<GrpcChannel> =>
-  Layer.effect(GrpcChannel, makeChannel(target, options))
+export function layerChannel(
+  target: string,
+  options?: ChannelOptions & { readonly serviceConfig?: undefined }
+): Layer.Layer<GrpcChannel>
+/**
+ * The channel as a Layer, with a service config, which is checked first.
+ *
+ * @since 0.1.0
+ */
+export function layerChannel(target: string, options?: ChannelOptions): Layer.Layer<GrpcChannel, ServiceConfig.ServiceConfigError>
+export function layerChannel(
+  target: string,
+  options?: ChannelOptions
+): Layer.Layer<GrpcChannel, ServiceConfig.ServiceConfigError> {
+  return Layer.effect(GrpcChannel, makeChannel(target, options))
+}
 
 /**
  * A typed client for `definition` on the channel in context.
@@ -168,15 +231,29 @@ export const makeWith = <S extends ServiceDefinition>(channel: GrpcChannel["Serv
       serialize: method.requestSerialize,
       deserialize: method.responseDeserialize
     }
-    client[key] = method.requestStream
+    const call: (input: never, options?: CallOptions) => unknown = method.requestStream
       ? method.responseStream ? bidiStreamingCall(channel.client, codec) : clientStreamingCall(channel.client, codec)
       : method.responseStream
       ? serverStreamingCall(channel.client, codec)
       : unaryCall(channel.client, codec)
+    client[key] = channel.waitForReady?.(definition.fullName, definition.methods[key]!.name)
+      ? (input: never, options?: CallOptions) => call(input, withWaitForReady(options))
+      : call
   }
   // The methods above were chosen per method by the same stream flags that
   // `ClientMethod` reads from the definition's types.
   return client as Client<S>
+}
+
+/**
+ * grpc-js reads `waitForReady` from the service config but only acts on the
+ * call's own metadata option (LoadBalancingCall and ResolvingCall check
+ * `metadata.getOptions().waitForReady`), so the client sets it per call.
+ */
+const withWaitForReady = (options: CallOptions | undefined): CallOptions => {
+  const metadata = options?.metadata?.clone() ?? new grpc.Metadata()
+  metadata.setOptions({ waitForReady: true })
+  return { ...options, metadata }
 }
 
 /**

@@ -1,0 +1,395 @@
+/**
+ * Typed gRPC service config for a client channel: load balancing, per-method
+ * timeouts, `waitForReady`, retries and hedging (gRFC A6), and retry
+ * throttling.
+ *
+ * The config is checked when the channel is made (`GrpcClient.makeChannel`
+ * fails with a `ServiceConfigError` naming every problem) and handed to
+ * grpc-js as its default service config (`grpc.service_config`). grpc-js then
+ * does the work on the wire: it picks a backend per call attempt, retries or
+ * hedges according to the method's policy, honours server pushback
+ * (`grpc-retry-pushback-ms`), tells the server how many attempts came before
+ * (`grpc-previous-rpc-attempts`), cancels the losing hedges, and stops every
+ * attempt at the call's one deadline or when the call is cancelled.
+ *
+ * Method names are taken from generated definitions, so a typo is a compile
+ * error: `ServiceConfig.methods(EchoDefinition, "unaryEcho")`.
+ *
+ * @example
+ * ```ts
+ * import { GrpcClient, ServiceConfig } from "@fiber-grpc/grpc"
+ * import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+ *
+ * const channel = GrpcClient.layerChannel("ipv4:10.0.0.1:50051,10.0.0.2:50051", {
+ *   serviceConfig: {
+ *     loadBalancing: "round_robin",
+ *     methods: [{
+ *       names: ServiceConfig.methods(EchoDefinition, "unaryEcho"),
+ *       timeout: "2 seconds",
+ *       retry: {
+ *         maxAttempts: 3,
+ *         initialBackoff: "100 millis",
+ *         maxBackoff: "1 second",
+ *         backoffMultiplier: 2,
+ *         retryableStatusCodes: ["UNAVAILABLE"]
+ *       }
+ *     }],
+ *     retryThrottling: { maxTokens: 100, tokenRatio: 0.1 }
+ *   }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js"
+import { Data, Duration } from "effect"
+import type { ServiceDefinition } from "./ServiceDefinition.js"
+
+/**
+ * A status code by name (`"UNAVAILABLE"`) or number (`GrpcError.Status.UNAVAILABLE`).
+ *
+ * @since 0.1.0
+ */
+export type StatusCode = keyof typeof grpc.status | grpc.status
+
+/**
+ * The methods a `MethodConfig` applies to, in the service config's own form:
+ * a fully qualified service name and, optionally, one method of it (the
+ * protobuf name, e.g. `UnaryEcho`). Build them with `methods` or `service`.
+ * `{}` (see `allMethods`) is the default for every method of every service.
+ *
+ * @since 0.1.0
+ */
+export interface MethodName {
+  /** Fully qualified service name, e.g. `grpc.examples.echo.Echo`. */
+  readonly service?: string | undefined
+  /** The protobuf method name, e.g. `UnaryEcho`; absent for every method of `service`. */
+  readonly method?: string | undefined
+}
+
+/**
+ * Retry policy (gRFC A6). An attempt is retried only when it failed with one
+ * of `retryableStatusCodes` before the client received response headers or a
+ * message, the deadline has not passed, `maxAttempts` is not reached, and the
+ * throttle (if any) allows it. The delay before attempt n+1 is a random value
+ * up to min(initialBackoff * backoffMultiplier^(n-1), maxBackoff), unless the
+ * server sent `grpc-retry-pushback-ms`.
+ *
+ * @since 0.1.0
+ */
+export interface RetryPolicy {
+  /** Attempts in all, first one included: 2 to 5 (grpc-js's limit, `grpc-node.retry_max_attempts_limit`). */
+  readonly maxAttempts: number
+  /** Upper bound of the first backoff; more than zero. */
+  readonly initialBackoff: Duration.Input
+  /** Largest backoff; more than zero. */
+  readonly maxBackoff: Duration.Input
+  /** Growth of the backoff bound per attempt; more than zero. */
+  readonly backoffMultiplier: number
+  /** The statuses that are retried; at least one. */
+  readonly retryableStatusCodes: ReadonlyArray<StatusCode>
+}
+
+/**
+ * Hedging policy (gRFC A6): send the call again every `hedgingDelay` until
+ * one attempt answers, up to `maxAttempts` in flight or done. The first
+ * attempt to receive response headers or a message wins; every other attempt
+ * is cancelled on the wire. Only for methods that are safe to run more than once.
+ *
+ * @since 0.1.0
+ */
+export interface HedgingPolicy {
+  /** Attempts in all, first one included: 2 to 5 (as for `RetryPolicy`). */
+  readonly maxAttempts: number
+  /** Delay between attempts; default 0 (all at once). */
+  readonly hedgingDelay?: Duration.Input | undefined
+  /** Statuses after which the remaining hedges still run; any other status ends the call at once. */
+  readonly nonFatalStatusCodes?: ReadonlyArray<StatusCode> | undefined
+}
+
+/**
+ * The config of some methods.
+ *
+ * @since 0.1.0
+ */
+export interface MethodConfig {
+  /** The methods this applies to (see `methods`, `service`, `allMethods`). */
+  readonly names: ReadonlyArray<MethodName>
+  /** Deadline of every call of these methods, all attempts together; a caller's earlier deadline wins. */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * Queue calls while no backend is reachable instead of failing them at once
+   * with `UNAVAILABLE` (they still end at their deadline). Applied by
+   * `GrpcClient` per call: grpc-js reads this field but does not act on it.
+   */
+  readonly waitForReady?: boolean | undefined
+  /** Retry failed attempts; exclusive with `hedging`. */
+  readonly retry?: RetryPolicy | undefined
+  /** Send parallel attempts; exclusive with `retry`. */
+  readonly hedging?: HedgingPolicy | undefined
+}
+
+/**
+ * The load-balancing policy: a policy name, or a list of grpc-js
+ * `loadBalancingConfig` entries (the first one grpc-js knows is used; policies
+ * from `@grpc/grpc-js-xds` appear once its `register()` ran).
+ *
+ * @since 0.1.0
+ */
+export type LoadBalancing =
+  | "pick_first"
+  | "round_robin"
+  | "weighted_round_robin"
+  | ReadonlyArray<{ readonly [policy: string]: object }>
+
+/**
+ * A channel's service config.
+ *
+ * @since 0.1.0
+ */
+export interface ServiceConfig {
+  /** Default `pick_first` (grpc-js's default): every call goes to one backend. */
+  readonly loadBalancing?: LoadBalancing | undefined
+  /** Per-method config; each method may be named once. */
+  readonly methods?: ReadonlyArray<MethodConfig> | undefined
+  /**
+   * Retry throttling, shared by every call on the channel: each failed attempt
+   * costs a token, each success returns `tokenRatio`; retries and hedges stop
+   * while tokens are at or below half of `maxTokens` (at most 1000).
+   */
+  readonly retryThrottling?: { readonly maxTokens: number; readonly tokenRatio: number } | undefined
+}
+
+/**
+ * The service config is invalid; `problems` lists each one with its path.
+ *
+ * @since 0.1.0
+ */
+export class ServiceConfigError extends Data.TaggedError("ServiceConfigError")<{
+  readonly problems: ReadonlyArray<string>
+}> {
+  /** All problems on one line. */
+  override get message(): string {
+    return `invalid service config: ${this.problems.join("; ")}`
+  }
+}
+
+/**
+ * Names some methods of a service, checked against its generated definition.
+ * With no method keys, names every method of the service (as `service` does).
+ *
+ * @since 0.1.0
+ */
+export const methods = <S extends ServiceDefinition>(
+  definition: S,
+  ...keys: ReadonlyArray<keyof S["methods"] & string>
+): ReadonlyArray<MethodName> =>
+  keys.length === 0
+    ? [{ service: definition.fullName }]
+    : keys.map((key) => ({ service: definition.fullName, method: definition.methods[key]!.name }))
+
+/**
+ * Names every method of a service.
+ *
+ * @since 0.1.0
+ */
+export const service = (definition: ServiceDefinition): ReadonlyArray<MethodName> => [{ service: definition.fullName }]
+
+/**
+ * Names every method of every service: the default `MethodConfig`.
+ *
+ * @since 0.1.0
+ */
+export const allMethods: ReadonlyArray<MethodName> = [{}]
+
+/**
+ * Trailers a server adds to a failure to steer A6 clients (grpc-js, grpc-go,
+ * grpc-java, ...): retry after `delay`, or `"never"` to stop retrying this
+ * call. Pass them to `GrpcError.make(code, message, trailers)`.
+ *
+ * @since 0.1.0
+ */
+export const retryPushback = (delay: Duration.Input | "never"): grpc.Metadata => {
+  const trailers = new grpc.Metadata()
+  trailers.set(
+    "grpc-retry-pushback-ms",
+    delay === "never" ? "-1" : String(Math.round(Duration.toMillis(Duration.fromInputUnsafe(delay))))
+  )
+  return trailers
+}
+
+/** The limit grpc-js puts on `maxAttempts` unless `grpc-node.retry_max_attempts_limit` says otherwise. */
+const defaultMaxAttemptsLimit = 5
+
+/**
+ * Checks `config` and turns it into grpc-js's JSON form. Returns the problems
+ * found, or the JSON and the methods that want `waitForReady`.
+ *
+ * @internal
+ */
+export const compile = (
+  config: ServiceConfig,
+  maxAttemptsLimit: number = defaultMaxAttemptsLimit
+): { readonly problems: ReadonlyArray<string> } | { readonly json: string; readonly waitForReady: WaitForReady } => {
+  const problems: Array<string> = []
+  const out: Record<string, unknown> = {}
+
+  if (config.loadBalancing !== undefined) {
+    const list = typeof config.loadBalancing === "string" ? [{ [config.loadBalancing]: {} }] : config.loadBalancing
+    const errors: Array<string> = []
+    for (const entry of list) {
+      try {
+        grpc.experimental.parseLoadBalancingConfig({ ...entry })
+      } catch (e) {
+        errors.push(e instanceof Error ? e.message : String(e))
+      }
+    }
+    if (list.length === 0) problems.push("loadBalancing: the list is empty")
+    else if (errors.length === list.length) problems.push(`loadBalancing: no usable policy (${errors.join(", ")})`)
+    out.loadBalancingConfig = list
+  }
+
+  const waitForReady: Array<MethodName> = []
+  const noWait: Array<MethodName> = []
+  const seen = new Set<string>()
+  out.methodConfig = (config.methods ?? []).map((method, i) => {
+    const at = `methods[${i}]`
+    const json: Record<string, unknown> = {}
+    if (method.names.length === 0) problems.push(`${at}.names: names no method`)
+    json.name = method.names.map((name, j) => {
+      if (name.method !== undefined && name.method !== "" && (name.service === undefined || name.service === "")) {
+        problems.push(`${at}.names[${j}]: a method needs its service`)
+      }
+      const key = `${name.service ?? ""}/${name.method ?? ""}`
+      if (seen.has(key)) problems.push(`${at}.names[${j}]: ${key === "/" ? "the default ({})" : key} is configured twice`)
+      seen.add(key)
+      return {
+        ...(name.service ? { service: name.service } : {}),
+        ...(name.service && name.method ? { method: name.method } : {})
+      }
+    })
+    if (method.timeout !== undefined) {
+      const ms = millis(method.timeout, `${at}.timeout`, problems)
+      if (ms !== undefined && ms <= 0) problems.push(`${at}.timeout: must be more than zero`)
+      // The object form: grpc-js 1.14 reads a fractional "0.05s" string as
+      // 5 nanoseconds (validateMethodConfig takes the digits after the point
+      // as nanos); seconds + nanos are read exactly.
+      else if (ms !== undefined) json.timeout = { seconds: Math.floor(ms / 1000), nanos: Math.round((ms % 1000) * 1e6) }
+    }
+    if (method.waitForReady !== undefined) {
+      json.waitForReady = method.waitForReady
+      ;(method.waitForReady ? waitForReady : noWait).push(...method.names)
+    }
+    if (method.retry !== undefined && method.hedging !== undefined) {
+      problems.push(`${at}: retry and hedging cannot both be set`)
+    } else if (method.retry !== undefined) {
+      const p = method.retry
+      const path = `${at}.retry`
+      attempts(p.maxAttempts, path, maxAttemptsLimit, problems)
+      const initial = positive(p.initialBackoff, `${path}.initialBackoff`, problems)
+      const max = positive(p.maxBackoff, `${path}.maxBackoff`, problems)
+      if (!(typeof p.backoffMultiplier === "number" && p.backoffMultiplier > 0)) {
+        problems.push(`${path}.backoffMultiplier: must be a number more than zero (got ${p.backoffMultiplier})`)
+      }
+      if (p.retryableStatusCodes.length === 0) problems.push(`${path}.retryableStatusCodes: must name at least one status`)
+      json.retryPolicy = {
+        maxAttempts: p.maxAttempts,
+        initialBackoff: initial,
+        maxBackoff: max,
+        backoffMultiplier: p.backoffMultiplier,
+        retryableStatusCodes: statusNames(p.retryableStatusCodes, `${path}.retryableStatusCodes`, problems)
+      }
+    } else if (method.hedging !== undefined) {
+      const p = method.hedging
+      const path = `${at}.hedging`
+      attempts(p.maxAttempts, path, maxAttemptsLimit, problems)
+      json.hedgingPolicy = {
+        maxAttempts: p.maxAttempts,
+        ...(p.hedgingDelay === undefined ? {} : { hedgingDelay: seconds(p.hedgingDelay, `${path}.hedgingDelay`, problems) }),
+        ...(p.nonFatalStatusCodes === undefined
+          ? {}
+          : { nonFatalStatusCodes: statusNames(p.nonFatalStatusCodes, `${path}.nonFatalStatusCodes`, problems) })
+      }
+    }
+    return json
+  })
+
+  if (config.retryThrottling !== undefined) {
+    const { maxTokens, tokenRatio } = config.retryThrottling
+    if (!(typeof maxTokens === "number" && maxTokens > 0 && maxTokens <= 1000)) {
+      problems.push(`retryThrottling.maxTokens: must be more than 0 and at most 1000 (got ${maxTokens})`)
+    }
+    if (!(typeof tokenRatio === "number" && tokenRatio > 0)) {
+      problems.push(`retryThrottling.tokenRatio: must be more than zero (got ${tokenRatio})`)
+    }
+    out.retryThrottling = { maxTokens, tokenRatio }
+  }
+
+  return problems.length > 0
+    ? { problems }
+    : { json: JSON.stringify(out), waitForReady: makeWaitForReady(waitForReady, noWait) }
+}
+
+/**
+ * Whether calls of a method wait for a ready backend (by method path), as
+ * the service config's lookup rules say: the method's own entry, else its
+ * service's, else the default.
+ *
+ * @internal
+ */
+export type WaitForReady = (service: string, method: string) => boolean
+
+const never: WaitForReady = () => false
+
+const makeWaitForReady = (on: ReadonlyArray<MethodName>, off: ReadonlyArray<MethodName>): WaitForReady => {
+  if (on.length === 0) return never
+  const table = new Map<string, boolean>()
+  for (const name of off) table.set(`${name.service ?? ""}/${name.method ?? ""}`, false)
+  for (const name of on) table.set(`${name.service ?? ""}/${name.method ?? ""}`, true)
+  return (service, method) =>
+    table.get(`${service}/${method}`) ?? table.get(`${service}/`) ?? table.get("/") ?? false
+}
+
+const millis = (input: Duration.Input, path: string, problems: Array<string>): number | undefined => {
+  const duration = Duration.fromInput(input)
+  if (duration._tag === "None" || !Duration.isFinite(duration.value)) {
+    problems.push(`${path}: not a finite duration (${JSON.stringify(input)})`)
+    return undefined
+  }
+  return Duration.toMillis(duration.value)
+}
+
+/** A duration in the service config's `"1.5s"` form (at most 9 decimals). */
+const seconds = (input: Duration.Input, path: string, problems: Array<string>): string => {
+  const ms = millis(input, path, problems)
+  if (ms === undefined) return "0s"
+  if (ms < 0) problems.push(`${path}: must not be negative`)
+  return `${Number((Math.max(0, ms) / 1000).toFixed(9))}s`
+}
+
+const positive = (input: Duration.Input, path: string, problems: Array<string>): string => {
+  const s = seconds(input, path, problems)
+  if (s === "0s") problems.push(`${path}: must be more than zero`)
+  return s
+}
+
+const attempts = (n: number, path: string, limit: number, problems: Array<string>): void => {
+  if (!Number.isInteger(n) || n < 2) {
+    problems.push(`${path}.maxAttempts: must be an integer of at least 2 (got ${n})`)
+  } else if (n > limit) {
+    problems.push(
+      `${path}.maxAttempts: ${n} is more than the channel allows (${limit}; grpc-js would cap it silently; raise the channel option grpc-node.retry_max_attempts_limit)`
+    )
+  }
+}
+
+const statusNames = (codes: ReadonlyArray<StatusCode>, path: string, problems: Array<string>): Array<string> =>
+  codes.map((code, i) => {
+    const name = typeof code === "number" ? grpc.status[code] : code.toUpperCase() in grpc.status ? code.toUpperCase() : undefined
+    if (name === undefined || name === "OK") {
+      problems.push(`${path}[${i}]: ${JSON.stringify(code)} is not a retryable status code`)
+      return String(code)
+    }
+    return name
+  })
