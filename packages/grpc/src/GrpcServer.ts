@@ -71,8 +71,73 @@ export interface Options {
   readonly maxReceiveMessageLength?: number | undefined
   /** Largest response message sent; larger ones fail the call with `RESOURCE_EXHAUSTED`. */
   readonly maxSendMessageLength?: number | undefined
-  /** Any other grpc-js server option (keepalive, compression, ...). */
+  /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
   readonly serverOptions?: grpc.ServerOptions | undefined
+
+  // -- Connections in a load-balanced fleet: keepalive and maximum connection age --
+  /**
+   * The server pings each connection every `time` and closes it when a ping
+   * is not answered within `timeout`, so the calls of a client that vanished
+   * (host gone, network cut, no FIN) are interrupted instead of hanging.
+   * Regular pings also keep idle connections open through NATs and L4 load
+   * balancers that drop silent flows. `false` turns pinging off (grpc-js's
+   * own default). Default: every 1 minute, 20 seconds to answer.
+   */
+  readonly keepalive?: false | {
+    /** Interval between pings. Default 1 minute. */
+    readonly time?: Duration.Input | undefined
+    /** How long a ping may go unanswered before the connection is closed. Default 20 seconds. */
+    readonly timeout?: Duration.Input | undefined
+  } | undefined
+  /**
+   * A connection older than this (plus or minus 10% jitter, added by grpc-js)
+   * gets a GOAWAY: its calls carry on, but the client opens a new connection
+   * for the next ones, re-resolving the target. That is how long-lived
+   * clients spread onto servers added after they connected. `"Infinity"`
+   * keeps connections forever (grpc-js's own default). Default 30 minutes.
+   */
+  readonly maxConnectionAge?: Duration.Input | undefined
+  /**
+   * How long calls still running on a connection that reached
+   * `maxConnectionAge` may go on before the connection is closed under them
+   * (their clients see `UNAVAILABLE`). Default `"Infinity"`: calls are never
+   * cut for age, so long streams are safe; set it (e.g. to the longest call
+   * you expect) when every connection must eventually move.
+   */
+  readonly maxConnectionAgeGrace?: Duration.Input | undefined
+}
+
+/** grpc-js keys of the connection block of `Options`, with its defaults. */
+const connectionKeys = [
+  ["grpc.keepalive_time_ms", (o: Options) => o.keepalive === false ? "Infinity" : o.keepalive?.time, Duration.minutes(1)],
+  ["grpc.keepalive_timeout_ms", (o: Options) => o.keepalive === false ? undefined : o.keepalive?.timeout, Duration.seconds(20)],
+  ["grpc.max_connection_age_ms", (o: Options) => o.maxConnectionAge, Duration.minutes(30)],
+  ["grpc.max_connection_age_grace_ms", (o: Options) => o.maxConnectionAgeGrace, Duration.infinity]
+] as const
+
+/**
+ * grpc-js server options for the connection block of `Options`: the
+ * defaults first (a raw `serverOptions` key replaces one), then the typed
+ * values. An infinite duration leaves the key out, which grpc-js reads as never.
+ */
+const connectionOptions = (options: Options): { defaults: grpc.ServerOptions; explicit: grpc.ServerOptions } => {
+  const defaults: Record<string, number> = {}
+  const explicit: Record<string, number> = {}
+  const remove: Record<string, undefined> = {}
+  for (const [key, read, fallback] of connectionKeys) {
+    const given = read(options)
+    const ms = Duration.toMillis(Duration.fromInputUnsafe(given ?? fallback))
+    // grpc-js timers take at most 2^31 - 1 ms (about 24.8 days).
+    const value = Number.isFinite(ms) ? Math.min(Math.round(ms), 2 ** 31 - 1) : undefined
+    if (given === undefined) {
+      if (value !== undefined) defaults[key] = value
+    } else if (value === undefined) {
+      remove[key] = undefined
+    } else {
+      explicit[key] = value
+    }
+  }
+  return { defaults, explicit: { ...explicit, ...remove } }
 }
 
 /**
@@ -131,8 +196,11 @@ export class GrpcServer extends Context.Service<GrpcServer, {
 export const make = Effect.fnUntraced(function*(options: Options) {
   const host = options.host ?? "0.0.0.0"
   const gracePeriod = Duration.toMillis(Duration.fromInputUnsafe(options.gracePeriod ?? Duration.seconds(10)))
+  const connection = connectionOptions(options)
   const server = new grpc.Server({
+    ...connection.defaults,
     ...options.serverOptions,
+    ...connection.explicit,
     ...(options.maxReceiveMessageLength === undefined ? {} : { "grpc.max_receive_message_length": options.maxReceiveMessageLength }),
     ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength })
   })
