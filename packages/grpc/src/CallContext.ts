@@ -92,6 +92,9 @@ export type CallContextShape = CallContext["Service"]
 export class ServerCallContext implements CallContextShape {
   /** Trailers accumulated by `setTrailers`; sent with the final status. */
   trailers: grpc.Metadata | undefined = undefined
+  /** Messages read and written; counted only when middleware is applied (see GrpcMiddleware). */
+  messagesReceived = 0
+  messagesSent = 0
   readonly method: string
   readonly peer: string
   constructor(readonly call: ServerCall) {

@@ -49,6 +49,8 @@ import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCa
 import { handleClientStreamingCall } from "./internal/server/handleClientStreamingCall.js"
 import { handleServerStreamingCall } from "./internal/server/handleServerStreamingCall.js"
 import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
+import type * as GrpcMiddleware from "./GrpcMiddleware.js"
+import { applyMiddleware } from "./internal/server/middleware.js"
 import type { HandlerRuntime } from "./internal/server/runHandler.js"
 import { type HandlersContext, type NoScope, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
 
@@ -73,6 +75,12 @@ export interface Options {
   readonly maxSendMessageLength?: number | undefined
   /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
   readonly serverOptions?: grpc.ServerOptions | undefined
+  /**
+   * Middleware around every call of every service on this server, outermost
+   * first, outside each service's own (see GrpcMiddleware). Server-wide
+   * middleware cannot provide services to handlers; per-service middleware can.
+   */
+  readonly middleware?: ReadonlyArray<GrpcMiddleware.ServerMiddleware<never, never>> | undefined
 
   // -- Connections in a load-balanced fleet: keepalive and maximum connection age --
   /**
@@ -159,10 +167,11 @@ export class GrpcServer extends Context.Service<GrpcServer, {
   /** The bound address; `port` is the real one when `0` was asked for. */
   readonly host: string
   readonly port: number
-  /** Registers a service for the current Scope (see `serve`). */
+  /** Registers a service for the current Scope, wrapped in `middleware` (see `serve`). */
   readonly addService: <S extends ServiceDefinition>(
     definition: S,
-    handlers: ServiceHandlers<S>
+    handlers: ServiceHandlers<S>,
+    middleware?: ReadonlyArray<GrpcMiddleware.AnyServerMiddleware>
   ) => Effect.Effect<void, never, Scope.Scope>
   /** The services registered now, in registration order (what the server serves). */
   readonly services: Effect.Effect<ReadonlyArray<ServiceDefinition>>
@@ -240,7 +249,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })))
   yield* Effect.addFinalizer(() => shutdown)
 
-  const addService = <S extends ServiceDefinition>(definition: S, handlers: ServiceHandlers<S>) =>
+  const addService = <S extends ServiceDefinition>(
+    definition: S,
+    handlers: ServiceHandlers<S>,
+    middleware: ReadonlyArray<GrpcMiddleware.AnyServerMiddleware> = []
+  ) =>
     Effect.gen(function*() {
       // The registering layer's own Scope is left out of the handlers'
       // context: a handler's scoped resources must not live until shutdown
@@ -248,10 +261,17 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       const context = Context.omit(Scope.Scope)(yield* Effect.context<never>())
       const runFork = yield* Effect.provideContext(FiberSet.runtime(fibers)<never>(), context)
       const runtime: HandlerRuntime = { runFork, isForcingShutdown: () => forcing }
-      const grpcDefinition = toGrpcJs(definition)
+      const grpcDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...toGrpcJs(definition) }
+      const chain = options.middleware === undefined ? middleware : [...options.middleware, ...middleware]
       const implementation: grpc.UntypedServiceImplementation = {}
       for (const key of Object.keys(definition.methods)) {
-        implementation[key] = adapt(runtime, definition.methods[key]!, handlers[key])
+        if (chain.length === 0) {
+          implementation[key] = adapt(runtime, definition.methods[key]!, handlers[key])
+        } else {
+          const applied = applyMiddleware(runtime, grpcDefinition[key]!, handlers[key], chain)
+          grpcDefinition[key] = applied.method
+          implementation[key] = adapt(applied.runtime, definition.methods[key]!, applied.handler)
+        }
       }
       server.addService(grpcDefinition, implementation)
       yield* SubscriptionRef.update(services, (all) => [...all, definition])
@@ -358,15 +378,24 @@ export const layerTest: Layer.Layer<GrpcServer, GrpcServerError> = layer(testOpt
  * Releasing the Layer shuts the server down gracefully first, so in-flight
  * handlers finish while the services they use are still alive.
  *
+ * `options.middleware` wraps every call of this service, outermost first
+ * (see GrpcMiddleware): the services it provides leave the Layer's
+ * requirements, the services it requires join them.
+ *
  * @since 0.1.0
  */
-export const serve = <S extends ServiceDefinition, H extends ServiceHandlers<S>>(
+export const serve = <
+  S extends ServiceDefinition,
+  H extends ServiceHandlers<S>,
+  const M extends ReadonlyArray<GrpcMiddleware.AnyServerMiddleware> = []
+>(
   definition: S,
-  handlers: H & NoScope<H>
-): Layer.Layer<never, never, GrpcServer | HandlersContext<H>> =>
+  handlers: H & NoScope<H>,
+  options?: { readonly middleware?: M | undefined }
+): Layer.Layer<never, never, GrpcServer | GrpcMiddleware.Apply<M, HandlersContext<H>>> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const server = yield* GrpcServer
-    yield* server.addService(definition, handlers)
+    yield* server.addService(definition, handlers, options?.middleware)
     // Added last so it runs first on release, before the service is removed.
     yield* Effect.addFinalizer(() => server.shutdown)
   }))

@@ -26,6 +26,11 @@ export interface HandlerRuntime {
   readonly runFork: <A, E extends GrpcError>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
   /** True once shutdown has passed its grace period and interrupts the remaining handlers. */
   readonly isForcingShutdown: () => boolean
+  /**
+   * The middleware applied to this method, composed into one function (see
+   * GrpcMiddleware and internal/server/middleware.ts); absent when there is none.
+   */
+  readonly wrap?: (<A>(program: Effect.Effect<A, GrpcError, CallContext>, ctx: ServerCallContext) => Effect.Effect<A, GrpcError, CallContext>) | undefined
 }
 
 /** The status a call ends with, in grpc-js's shape. */
@@ -49,6 +54,7 @@ export const runHandler = <A>(
     // A handler that throws before returning its Effect is a defect like any other.
     program = Effect.die(defect)
   }
+  if (runtime.wrap !== undefined) program = runtime.wrap(program, ctx)
   const fiber = runtime.runFork(Effect.provideService(program, CallContext, ctx))
   // A handler that completed synchronously (e.g. `Effect.succeed`) needs no
   // cancellation listener at all.

@@ -1,0 +1,36 @@
+/**
+ * The gRPC status code a call ended with, as seen from its Exit: shared by
+ * tracing and metrics on both sides.
+ *
+ * @internal
+ */
+import * as grpc from "@grpc/grpc-js"
+import { Cause, Exit, Option } from "effect"
+import { isGrpcError } from "../GrpcError.js"
+
+const codeOfFailure = (cause: Cause.Cause<unknown>): grpc.status | undefined => {
+  const error = Cause.findErrorOption(cause)
+  if (Option.isSome(error)) return isGrpcError(error.value) ? error.value.code : grpc.status.UNKNOWN
+  return Cause.hasDies(cause) ? grpc.status.UNKNOWN : undefined
+}
+
+/**
+ * A client call's code: its status, or CANCELLED when the caller interrupted
+ * it (the call was cancelled on the wire).
+ */
+export const clientCode = (exit: Exit.Exit<unknown, unknown>): grpc.status =>
+  Exit.isSuccess(exit) ? grpc.status.OK : codeOfFailure(exit.cause) ?? grpc.status.CANCELLED
+
+/**
+ * A server call's code, as runHandler sends it: a defect is INTERNAL; an
+ * interruption is DEADLINE_EXCEEDED when the call's deadline has passed,
+ * otherwise CANCELLED (or UNAVAILABLE when shutdown forced it, which the
+ * client rarely sees).
+ */
+export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.Option<Date>): grpc.status => {
+  if (Exit.isSuccess(exit)) return grpc.status.OK
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isSome(error)) return isGrpcError(error.value) ? error.value.code : grpc.status.UNKNOWN
+  if (Cause.hasDies(exit.cause)) return grpc.status.INTERNAL
+  return Option.isSome(deadline) && deadline.value.getTime() <= Date.now() ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED
+}

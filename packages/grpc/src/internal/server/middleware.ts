@@ -1,0 +1,104 @@
+/**
+ * Applying server middleware to one method (see GrpcMiddleware.ts).
+ *
+ * A method with middleware is registered with grpc-js with an identity
+ * request deserializer, so grpc-js hands over raw bytes. The handler is
+ * wrapped to decode them inside the handler's Effect, which runs inside the
+ * middleware chain: a middleware that fails the call (auth) does so before
+ * any request message is parsed. The same wrapper counts the messages
+ * received and sent, for metrics. Methods without middleware never reach this
+ * file.
+ *
+ * @internal
+ */
+import type * as grpc from "@grpc/grpc-js"
+import { Effect, Stream } from "effect"
+import type { CallContext, ServerCallContext } from "../../CallContext.js"
+import * as GrpcError from "../../GrpcError.js"
+import type { AnyServerMiddleware, CallKind, Handled, MethodInfo } from "../../GrpcMiddleware.js"
+import type { HandlerRuntime } from "./runHandler.js"
+
+type AnyHandler = (input: never, ctx: ServerCallContext) => unknown
+
+export interface WithMiddleware {
+  readonly runtime: HandlerRuntime
+  readonly method: grpc.MethodDefinition<unknown, unknown>
+  readonly handler: unknown
+}
+
+const identity = (bytes: Buffer): unknown => bytes
+
+export const kindOf = (method: { readonly requestStream: boolean; readonly responseStream: boolean }): CallKind =>
+  method.requestStream
+    ? method.responseStream ? "bidi" : "clientStreaming"
+    : method.responseStream
+    ? "serverStreaming"
+    : "unary"
+
+export const methodInfo = (path: string, kind: CallKind): MethodInfo => {
+  const slash = path.lastIndexOf("/")
+  return { path, service: path.slice(1, slash), name: path.slice(slash + 1), kind }
+}
+
+export const applyMiddleware = (
+  runtime: HandlerRuntime,
+  method: grpc.MethodDefinition<unknown, unknown>,
+  handler: unknown,
+  chain: ReadonlyArray<AnyServerMiddleware>
+): WithMiddleware => {
+  const kind = kindOf(method)
+  const info = methodInfo(method.path, kind)
+  const deserialize = method.requestDeserialize
+  // Lazy: the handler's program is built before the middleware runs.
+  const decode = (bytes: Buffer, ctx: ServerCallContext): Effect.Effect<unknown, GrpcError.GrpcError> =>
+    Effect.suspend(() => {
+      try {
+        const message = deserialize(bytes)
+        ctx.messagesReceived++
+        return Effect.succeed(message)
+      } catch {
+        // The status grpc-js itself sends for a request it cannot decode.
+        return Effect.fail(GrpcError.make(GrpcError.Status.INTERNAL, "Error deserializing request"))
+      }
+    })
+  const countSent = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
+    Stream.mapArray(stream, (chunk) => {
+      ctx.messagesSent += chunk.length
+      return chunk
+    })
+  const sentOne = (ctx: ServerCallContext) => <A>(response: A): A => {
+    ctx.messagesSent = 1
+    return response
+  }
+  // The handler's type was checked against the definition by `serve`; its
+  // request type is the one `deserialize` produces.
+  const h = handler as (input: unknown, ctx: ServerCallContext) => never
+  const decoding: AnyHandler = kind === "unary"
+    ? (bytes: Buffer, ctx) =>
+      Effect.map(Effect.flatMap(decode(bytes, ctx), (request) => h(request, ctx) as Effect.Effect<unknown, GrpcError.GrpcError>), sentOne(ctx))
+    : kind === "serverStreaming"
+    ? (bytes: Buffer, ctx) =>
+      countSent(Stream.unwrap(Effect.map(decode(bytes, ctx), (request) => h(request, ctx) as Stream.Stream<unknown, GrpcError.GrpcError>)), ctx)
+    : kind === "clientStreaming"
+    ? (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx) =>
+      Effect.map(h(Stream.mapEffect(requests, (bytes) => decode(bytes, ctx)), ctx) as Effect.Effect<unknown, GrpcError.GrpcError>, sentOne(ctx))
+    : (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx) =>
+      countSent(h(Stream.mapEffect(requests, (bytes) => decode(bytes, ctx)), ctx) as Stream.Stream<unknown, GrpcError.GrpcError>, ctx)
+
+  // Outermost first: the first middleware's wrap is applied last.
+  const wrap = <A>(program: Effect.Effect<A, GrpcError.GrpcError, CallContext>, ctx: ServerCallContext) => {
+    // The chain is typed over an opaque success value, which passes through
+    // it unchanged; what the middleware requires besides CallContext was
+    // checked by `serve` and is in the context `runFork` runs with.
+    let wrapped = program as unknown as Effect.Effect<Handled, GrpcError.GrpcError, unknown>
+    for (let i = chain.length - 1; i >= 0; i--) {
+      wrapped = chain[i]!.wrap(wrapped as Effect.Effect<Handled, GrpcError.GrpcError, CallContext>, ctx, info)
+    }
+    return wrapped as Effect.Effect<A, GrpcError.GrpcError, CallContext>
+  }
+  return {
+    runtime: { ...runtime, wrap },
+    method: { ...method, requestDeserialize: identity },
+    handler: decoding
+  }
+}
