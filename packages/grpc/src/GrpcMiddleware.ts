@@ -111,6 +111,7 @@ export interface ServerCall extends CallContextShape {
  * @since 0.1.0
  */
 export interface Handled {
+  /** Brand only. */
   readonly _: unique symbol
 }
 
