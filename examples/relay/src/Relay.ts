@@ -3,12 +3,40 @@
  * server with GrpcClient. There is no cancellation or deadline code here.
  * The handler fibers are interrupted when their calls end early, the upstream
  * calls are their children, and their deadlines follow the incoming calls.
+ *
+ * The upstream is any grpc-js target. Calls are balanced round robin over
+ * its addresses, and an attempt that fails with UNAVAILABLE (a backend that
+ * died or is draining) is retried on the next backend, per `serviceConfig`.
  */
-import { GrpcClient, GrpcServer } from "@fiber-grpc/grpc"
+import { GrpcClient, GrpcServer, ServiceConfig } from "@fiber-grpc/grpc"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Layer } from "effect"
 
-/** Serves Echo on the GrpcServer in context, relaying to `upstream` (`host:port`). */
+/**
+ * The relay's upstream policy: round robin over every address of the target;
+ * each Echo method (all four are idempotent) is tried up to 3 times when an
+ * attempt fails with UNAVAILABLE before any response arrived, with backoff
+ * up to 50 ms, 100 ms, ... 500 ms (or the upstream's `grpc-retry-pushback-ms`),
+ * within the caller's deadline. Retries stop while more than half of 100
+ * tokens are spent (a failure costs one, a success returns 0.1), so an
+ * upstream outage does not triple the load on the rest.
+ */
+export const serviceConfig: ServiceConfig.ServiceConfig = {
+  loadBalancing: "round_robin",
+  methods: [{
+    names: ServiceConfig.service(EchoDefinition),
+    retry: {
+      maxAttempts: 3,
+      initialBackoff: "50 millis",
+      maxBackoff: "500 millis",
+      backoffMultiplier: 2,
+      retryableStatusCodes: ["UNAVAILABLE"]
+    }
+  }],
+  retryThrottling: { maxTokens: 100, tokenRatio: 0.1 }
+}
+
+/** Serves Echo on the GrpcServer in context, relaying to `upstream` (a grpc-js target). */
 export const layer = (upstream: string) =>
   Layer.unwrap(Effect.gen(function*() {
     const echo = yield* GrpcClient.make(EchoDefinition)
@@ -18,4 +46,24 @@ export const layer = (upstream: string) =>
       clientStreamingEcho: (requests) => echo.clientStreamingEcho(requests),
       bidirectionalStreamingEcho: (requests) => echo.bidirectionalStreamingEcho(requests)
     })
-  })).pipe(Layer.provide(GrpcClient.layerChannel(upstream)))
+  })).pipe(Layer.provide(GrpcClient.layerChannel(upstream, { serviceConfig })))
+
+const schemes = /^(dns|ipv4|ipv6|unix|unix-abstract|xds|vsock):/
+
+/**
+ * The grpc-js target for the `--upstream` values: one target (`host:port`,
+ * `dns:///name:port`, `ipv4:a:p1,b:p2`, `unix:/path`, ...) passes through;
+ * several `ip:port` addresses (in several flags or comma-separated) become
+ * one `ipv4:` or `ipv6:` target.
+ */
+export const upstreamTarget = (values: ReadonlyArray<string>): { target: string } | { error: string } => {
+  const all = values.flatMap((v) => schemes.test(v) ? [v] : v.split(",")).map((v) => v.trim()).filter((v) => v !== "")
+  if (all.length === 0) return { error: "no upstream given" }
+  if (all.length === 1) return { target: all[0]! }
+  if (all.every((a) => /^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(a))) return { target: `ipv4:${all.join(",")}` }
+  if (all.every((a) => /^\[[0-9a-fA-F:.]+\]:\d+$/.test(a))) return { target: `ipv6:${all.join(",")}` }
+  return {
+    error: `several upstreams must all be IPv4 or all IPv6 address:port pairs (got ${all.join(", ")}); ` +
+      "for a DNS name with several addresses, give one target: dns:///name:port"
+  }
+}

@@ -1,6 +1,10 @@
 /**
- * `pnpm relay --port <p> --upstream <host:port>`: serves grpc.examples.echo.Echo
- * and forwards every call to the upstream Echo server. Prints
+ * `pnpm relay --port <p> --upstream <target>`: serves grpc.examples.echo.Echo
+ * and forwards every call to the upstream Echo servers. The upstream is any
+ * grpc-js target (`host:port`, `dns:///name:port`, `ipv4:a:p1,b:p2`,
+ * `unix:/path`), or several `ip:port` addresses (repeat `--upstream`, or
+ * separate them with commas); calls are balanced round robin over them and
+ * retried on UNAVAILABLE (see `Relay.serviceConfig`). Prints
  * `listening on <port>` once bound; SIGINT/SIGTERM shut it down gracefully.
  */
 import { GrpcServer } from "@fiber-grpc/grpc"
@@ -9,14 +13,16 @@ import { parseArgs } from "node:util"
 import * as Relay from "./Relay.js"
 
 const { values } = parseArgs({
-  options: { port: { type: "string", default: "0" }, upstream: { type: "string" } }
+  options: { port: { type: "string", default: "0" }, upstream: { type: "string", multiple: true } }
 })
-if (values.upstream === undefined) {
-  console.error("usage: pnpm relay --port <p> --upstream <host:port>")
+const upstream = Relay.upstreamTarget(values.upstream ?? [])
+if ("error" in upstream) {
+  console.error(`pnpm relay: ${upstream.error}`)
+  console.error("usage: pnpm relay --port <p> --upstream <target> [--upstream <ip:port> ...]")
   process.exit(2)
 }
 
-Layer.mergeAll(Relay.layer(values.upstream), GrpcServer.layerAnnounce).pipe(
+Layer.mergeAll(Relay.layer(upstream.target), GrpcServer.layerAnnounce).pipe(
   Layer.provide(GrpcServer.layer({ port: Number(values.port), gracePeriod: "3 seconds" })),
   GrpcServer.runMain
 )
