@@ -12,6 +12,8 @@ import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import * as net from "node:net"
 import { GrpcClient, GrpcError, ServiceConfig } from "../src/index.js"
 import { type Behaviour, echoClient, startFleet } from "./fleet.js"
+import { RetryInfo } from "../src/generated/google/rpc/error_details.js"
+import { Status as RpcStatus } from "../src/generated/google/rpc/status.js"
 import { rawClient, startEcho } from "./helpers.js"
 
 const unary = ServiceConfig.methods(EchoDefinition, "unaryEcho")
@@ -108,6 +110,42 @@ describe("retries (grpc-js A6, from the service config)", () => {
       assert.isAtLeast(times[1]! - times[0]!, 140)
       assert.strictEqual(codeOf(yield* Effect.exit(echo.unaryEcho({ message: "never" }))), GrpcError.Status.UNAVAILABLE)
       assert.strictEqual(fleet.arrivals.length, 3)
+    }))
+
+  it.effect("google.rpc.RetryInfo in a handler's error details is sent as pushback too, so A6 clients honour it", () =>
+    Effect.gen(function*() {
+      const details = Buffer.from(RpcStatus.encode({
+        code: GrpcError.Status.UNAVAILABLE,
+        message: "overloaded",
+        details: [{
+          typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
+          value: Buffer.from(RetryInfo.encode({ retryDelay: { seconds: 0n, nanos: 150_000_000 } }).finish())
+        }]
+      }).finish())
+      const times: Array<number> = []
+      const trailersSeen: Array<string | undefined> = []
+      const fleet = yield* startFleet(1, (arrival) => {
+        times.push(Date.now())
+        const trailers = new grpc.Metadata()
+        trailers.set("grpc-status-details-bin", details)
+        return arrival.previousAttempts === 0 ? unavailable("overloaded", trailers) : Effect.succeed({ message: "ok" })
+      })
+      const echo = yield* echoClient(fleet.target, {
+        methods: [{ names: unary, retry: retryPolicy({ initialBackoff: "20 seconds", maxBackoff: "20 seconds" }) }]
+      })
+      assert.deepStrictEqual(yield* echo.unaryEcho({ message: "x" }, { timeout: "10 seconds" }), { message: "ok" })
+      assert.strictEqual(fleet.arrivals.length, 2)
+      assert.isAtLeast(times[1]! - times[0]!, 140)
+      // what a plain grpc-js client (no retry policy) receives
+      const raw = yield* rawClient(fleet.target)
+      yield* Effect.callback<void>((resume) => {
+        const call = raw.unaryEcho({ message: "y" }, () => {})
+        call.on("status", (status) => {
+          trailersSeen.push(status.metadata.get("grpc-retry-pushback-ms")[0]?.toString())
+          resume(Effect.void)
+        })
+      })
+      assert.deepStrictEqual(trailersSeen, ["150"])
     }))
 
   it.effect("retry throttling: failures spend the channel's tokens, and retries stop at half of maxTokens", () =>

@@ -19,6 +19,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Cause, Effect, type Exit, type Fiber, Option } from "effect"
 import { CallContext, type ServerCall, ServerCallContext } from "../../CallContext.js"
 import { GrpcError } from "../../GrpcError.js"
+import { addRetryPushback } from "./retryPushback.js"
 
 /** What the server gives each registered service to run its calls. */
 export interface HandlerRuntime {
@@ -101,7 +102,9 @@ export const failureStatus = (
 ): CallStatus => {
   const error = Cause.findErrorOption(cause)
   if (Option.isSome(error)) {
-    return { code: error.value.code, details: error.value.message, metadata: failureTrailers(ctx, error.value.metadata) }
+    const metadata = failureTrailers(ctx, error.value.metadata)
+    addRetryPushback(metadata)
+    return { code: error.value.code, details: error.value.message, metadata }
   }
   if (Cause.hasDies(cause)) {
     runtime.runFork(Effect.logError(`gRPC handler ${ctx.method} died; the client receives INTERNAL`, cause))
