@@ -10,10 +10,8 @@ import { EchoClient, EchoDefinition } from "@fiber-grpc/protos/grpc/examples/ech
 import * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import * as net from "node:net"
-import { GrpcClient, GrpcError, ServiceConfig } from "../src/index.js"
+import { ErrorDetails, GrpcClient, GrpcError, ServiceConfig } from "../src/index.js"
 import { type Behaviour, echoClient, startFleet } from "./fleet.js"
-import { RetryInfo } from "../src/generated/google/rpc/error_details.js"
-import { Status as RpcStatus } from "../src/generated/google/rpc/status.js"
 import { rawClient, startEcho } from "./helpers.js"
 
 const unary = ServiceConfig.methods(EchoDefinition, "unaryEcho")
@@ -112,23 +110,16 @@ describe("retries (grpc-js A6, from the service config)", () => {
       assert.strictEqual(fleet.arrivals.length, 3)
     }))
 
-  it.effect("google.rpc.RetryInfo in a handler's error details is sent as pushback too, so A6 clients honour it", () =>
+  it.effect("google.rpc.RetryInfo in a handler's error details (ErrorDetails) is sent as pushback too, so A6 clients honour it", () =>
     Effect.gen(function*() {
-      const details = Buffer.from(RpcStatus.encode({
-        code: GrpcError.Status.UNAVAILABLE,
-        message: "overloaded",
-        details: [{
-          typeUrl: "type.googleapis.com/google.rpc.RetryInfo",
-          value: Buffer.from(RetryInfo.encode({ retryDelay: { seconds: 0n, nanos: 150_000_000 } }).finish())
-        }]
-      }).finish())
+      const overloaded = ErrorDetails.make(GrpcError.Status.UNAVAILABLE, "overloaded", [
+        ErrorDetails.detail("RetryInfo", { retryDelay: { seconds: 0n, nanos: 150_000_000 } })
+      ])
       const times: Array<number> = []
       const trailersSeen: Array<string | undefined> = []
       const fleet = yield* startFleet(1, (arrival) => {
         times.push(Date.now())
-        const trailers = new grpc.Metadata()
-        trailers.set("grpc-status-details-bin", details)
-        return arrival.previousAttempts === 0 ? unavailable("overloaded", trailers) : Effect.succeed({ message: "ok" })
+        return arrival.previousAttempts === 0 ? Effect.fail(overloaded) : Effect.succeed({ message: "ok" })
       })
       const echo = yield* echoClient(fleet.target, {
         methods: [{ names: unary, retry: retryPolicy({ initialBackoff: "20 seconds", maxBackoff: "20 seconds" }) }]
