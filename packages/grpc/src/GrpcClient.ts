@@ -106,7 +106,23 @@ export interface ChannelOptions {
    * a `grpc.service_config` channel option.
    */
   readonly serviceConfig?: ServiceConfig.ServiceConfig | undefined
+  /**
+   * Compresses every request message of the channel's calls (`gzip` or
+   * `deflate`; default `identity`, none). grpc-js fixes compression per
+   * channel: for another choice on some calls, open a second channel. It
+   * drops back to `identity` if the server's `grpc-accept-encoding` lacks the
+   * algorithm. Responses are compressed only if the server does it (grpc-js
+   * servers never do).
+   */
+  readonly compression?: Compression | undefined
 }
+
+/**
+ * A message compression algorithm of grpc-js.
+ *
+ * @since 0.1.0
+ */
+export type Compression = "identity" | "deflate" | "gzip"
 
 /**
  * grpc-js acknowledges client-stream writes at once while they fit in its
@@ -151,7 +167,10 @@ export function makeChannel(
 ): Effect.Effect<GrpcChannel["Service"], ServiceConfig.ServiceConfigError, Scope.Scope> {
   return Effect.acquireRelease(
     Effect.suspend(() => {
-      const channelOptions = { ...defaultChannelOptions, ...options?.channelOptions }
+      const channelOptions: grpc.ChannelOptions = { ...defaultChannelOptions, ...options?.channelOptions }
+      if (options?.compression !== undefined) {
+        channelOptions["grpc.default_compression_algorithm"] = grpc.compressionAlgorithms[options.compression]
+      }
       let waitForReady: ServiceConfig.WaitForReady | undefined
       if (options?.serviceConfig !== undefined) {
         const compiled = ServiceConfig.compile(options.serviceConfig, channelOptions["grpc-node.retry_max_attempts_limit"])
