@@ -32,6 +32,9 @@ import { bidiStreamingCall } from "./internal/client/bidiStreamingCall.js"
 import { type CallOptions, closedChannels, Propagation } from "./internal/client/callOptions.js"
 import { flushPendingCancels } from "./internal/client/cancel.js"
 import { clientStreamingCall } from "./internal/client/clientStreamingCall.js"
+import { applyClientMiddleware } from "./internal/client/middleware.js"
+import { kindOf, methodInfo } from "./internal/methodInfo.js"
+import type * as GrpcMiddleware from "./GrpcMiddleware.js"
 import type { MethodCodec } from "./internal/client/codec.js"
 import { serverStreamingCall } from "./internal/client/serverStreamingCall.js"
 import { unaryCall } from "./internal/client/unaryCall.js"
@@ -231,17 +234,43 @@ export function layerChannel(
 /**
  * A typed client for `definition` on the channel in context.
  *
- * @since 0.1.0
- */
-export const make = <S extends ServiceDefinition>(definition: S): Effect.Effect<Client<S>, never, GrpcChannel> =>
-  GrpcChannel.use((channel) => Effect.succeed(makeWith(channel, definition)))
-
-/**
- * A typed client for `definition` on a given channel.
+ * `options.middleware` wraps every call, outermost first (see
+ * GrpcMiddleware); the services it requires are taken from the context that
+ * makes the client.
  *
  * @since 0.1.0
  */
-export const makeWith = <S extends ServiceDefinition>(channel: GrpcChannel["Service"], definition: S): Client<S> => {
+export const make = <S extends ServiceDefinition, const M extends ReadonlyArray<GrpcMiddleware.AnyClientMiddleware> = []>(
+  definition: S,
+  options?: { readonly middleware?: M | undefined }
+): Effect.Effect<Client<S>, never, GrpcChannel | GrpcMiddleware.ClientRequires<M>> =>
+  GrpcChannel.use((channel) =>
+    options?.middleware === undefined || options.middleware.length === 0
+      ? Effect.succeed(makeWith(channel, definition))
+      : Effect.map(
+        Effect.context<GrpcMiddleware.ClientRequires<M>>(),
+        (context) =>
+          // Each middleware requires a part of ClientRequires<M>, all of which is in `context`.
+          makeWith(channel, definition, {
+            middleware: options.middleware as ReadonlyArray<GrpcMiddleware.ClientMiddleware<GrpcMiddleware.ClientRequires<M>>>,
+            context
+          })
+      ))
+
+/**
+ * A typed client for `definition` on a given channel. Middleware given here
+ * gets its required services from `context`.
+ *
+ * @since 0.1.0
+ */
+export const makeWith = <S extends ServiceDefinition, R = never>(
+  channel: GrpcChannel["Service"],
+  definition: S,
+  options?: {
+    readonly middleware: ReadonlyArray<GrpcMiddleware.ClientMiddleware<R>>
+    readonly context: Context.Context<R>
+  }
+): Client<S> => {
   const grpcDefinition = toGrpcJs(definition)
   const client: Record<string, unknown> = {}
   for (const [key, method] of Object.entries(grpcDefinition)) {
@@ -255,9 +284,17 @@ export const makeWith = <S extends ServiceDefinition>(channel: GrpcChannel["Serv
       : method.responseStream
       ? serverStreamingCall(channel.client, codec)
       : unaryCall(channel.client, codec)
-    client[key] = channel.waitForReady?.(definition.fullName, definition.methods[key]!.name)
+    const configured = channel.waitForReady?.(definition.fullName, definition.methods[key]!.name)
       ? (input: never, options?: CallOptions) => call(input, withWaitForReady(options))
       : call
+    client[key] = options === undefined || options.middleware.length === 0 ? configured : applyClientMiddleware(
+      configured,
+      methodInfo(method.path, kindOf(method)),
+      channel.target,
+      options.middleware,
+      // The middleware's services, merged under each call's own context.
+      options.context as Context.Context<never>
+    )
   }
   // The methods above were chosen per method by the same stream flags that
   // `ClientMethod` reads from the definition's types.

@@ -268,7 +268,8 @@ export type AnyClientMiddleware = ClientMiddleware<unknown>
  *
  * @since 0.1.0
  */
-export type ClientRequires<M extends ReadonlyArray<AnyClientMiddleware>> = M[number] extends ClientMiddleware<infer R> ? R
+export type ClientRequires<M extends ReadonlyArray<AnyClientMiddleware>> = M[number] extends infer X
+  ? X extends ClientMiddleware<infer R> ? R : never
   : never
 
 /**

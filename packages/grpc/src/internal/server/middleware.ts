@@ -15,7 +15,8 @@ import type * as grpc from "@grpc/grpc-js"
 import { Effect, Stream } from "effect"
 import type { CallContext, ServerCallContext } from "../../CallContext.js"
 import * as GrpcError from "../../GrpcError.js"
-import type { AnyServerMiddleware, CallKind, Handled, MethodInfo } from "../../GrpcMiddleware.js"
+import type { AnyServerMiddleware, Handled } from "../../GrpcMiddleware.js"
+import { kindOf, methodInfo } from "../methodInfo.js"
 import type { HandlerRuntime } from "./runHandler.js"
 
 type AnyHandler = (input: never, ctx: ServerCallContext) => unknown
@@ -27,18 +28,6 @@ export interface WithMiddleware {
 }
 
 const identity = (bytes: Buffer): unknown => bytes
-
-export const kindOf = (method: { readonly requestStream: boolean; readonly responseStream: boolean }): CallKind =>
-  method.requestStream
-    ? method.responseStream ? "bidi" : "clientStreaming"
-    : method.responseStream
-    ? "serverStreaming"
-    : "unary"
-
-export const methodInfo = (path: string, kind: CallKind): MethodInfo => {
-  const slash = path.lastIndexOf("/")
-  return { path, service: path.slice(1, slash), name: path.slice(slash + 1), kind }
-}
 
 export const applyMiddleware = (
   runtime: HandlerRuntime,
