@@ -12,7 +12,7 @@
  * | metric                          | instrument          | attributes |
  * | ------------------------------- | ------------------- | ---------- |
  * | `rpc.server.call.duration`      | histogram, seconds  | `rpc.system.name`, `rpc.method`, `rpc.response.status_code`, `error.type` |
- * | `rpc.client.call.duration`      | histogram, seconds  | the same, plus `server.address` |
+ * | `rpc.client.call.duration`      | histogram, seconds  | the same, plus `server.address`, `server.port` |
  * | `rpc.server.requests_per_rpc`   | histogram, messages | `rpc.system.name`, `rpc.method` (client-streaming and bidi calls) |
  * | `rpc.server.responses_per_rpc`  | histogram, messages | the same (server-streaming and bidi calls) |
  * | `rpc.client.requests_per_rpc`   | histogram, messages | the same, on the client |
@@ -29,7 +29,7 @@
 import { Effect, Exit, Metric, Stream } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, serverCode } from "./internal/callStatus.js"
+import { clientCode, serverCode, splitAddress } from "./internal/callStatus.js"
 import { isError } from "./GrpcTracing.js"
 
 /** Bucket boundaries the conventions advise for `rpc.*.call.duration`, in seconds. */
@@ -147,10 +147,13 @@ export const server: GrpcMiddleware.ServerMiddleware = GrpcMiddleware.make()((ef
   })
 )
 
-const onClientExit = (call: GrpcMiddleware.ClientCall, start: number) => (exit: Exit.Exit<unknown, unknown>) =>
-  record("client", call.method, clientCode(exit), start, call.messagesReceived, call.messagesSent, {
-    "server.address": call.target
+const onClientExit = (call: GrpcMiddleware.ClientCall, start: number) => (exit: Exit.Exit<unknown, unknown>) => {
+  const server = splitAddress(call.target)
+  return record("client", call.method, clientCode(exit), start, call.messagesReceived, call.messagesSent, {
+    "server.address": server.host,
+    ...(server.port === undefined ? {} : { "server.port": String(server.port) })
   })
+}
 
 /**
  * Client middleware recording `rpc.client.call.duration` and, for streaming

@@ -38,7 +38,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { Clock, Context, Effect, Exit, Option, Stream, type Tracer } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, serverCode } from "./internal/callStatus.js"
+import { clientCode, serverCode, splitAddress } from "./internal/callStatus.js"
 
 /**
  * The `tracestate` received with a call, carried in the annotations of the
@@ -117,13 +117,6 @@ const serverErrors = new Set<GrpcError.Status>([
  */
 export const isError = (code: GrpcError.Status, kind: "server" | "client"): boolean =>
   kind === "client" ? code !== GrpcError.Status.OK : serverErrors.has(code)
-
-/** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts. */
-const splitAddress = (address: string): { host: string; port: number | undefined } => {
-  const bare = address.replace(/^(ipv4:|ipv6:|dns:(\/\/[^/]*\/)?)/, "")
-  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(bare)
-  return match === null ? { host: bare, port: undefined } : { host: match[1]!, port: Number(match[2]) }
-}
 
 /**
  * Ends `span` for a call that ended with `code`: the status attributes, then

@@ -34,3 +34,11 @@ export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.O
   if (Cause.hasDies(exit.cause)) return grpc.status.INTERNAL
   return Option.isSome(deadline) && deadline.value.getTime() <= Date.now() ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED
 }
+
+/** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts. */
+export const splitAddress = (address: string): { host: string; port: number | undefined } => {
+  const bare = address.replace(/^(ipv4:|ipv6:|dns:(\/\/[^/]*\/)?)/, "")
+  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(bare)
+  return match === null ? { host: bare, port: undefined } : { host: match[1]!, port: Number(match[2]) }
+}
+
