@@ -181,7 +181,7 @@ export class GrpcServer extends Context.Service<GrpcServer, {
    * Runs `hook` when graceful shutdown starts, before the server stops
    * accepting calls and drains (health uses it to report `NOT_SERVING`).
    * The hook is removed when the current Scope closes. Keep it short: it
-   * delays the drain.
+   * delays the drain (all hooks together get at most the grace period).
    */
   readonly onShutdown: (hook: Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
   /** Handler fibers running now. */
@@ -233,8 +233,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // Uninterruptible, so that a caller giving up (e.g. with a timeout) cannot
   // leave the cached shutdown half done for the next caller to start over.
   const shutdown = yield* Effect.cached(Effect.uninterruptible(Effect.gen(function*() {
-    // 0. Hooks (health turns NOT_SERVING) run while calls are still accepted.
-    for (const { hook } of [...shutdownHooks]) yield* hook
+    // 0. Hooks (health turns NOT_SERVING) run while calls are still accepted,
+    //    for at most the grace period.
+    if (shutdownHooks.size > 0) {
+      yield* finishesWithin(Effect.forEach([...shutdownHooks], ({ hook }) => hook, { discard: true }), gracePeriod)
+    }
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
     const drained = yield* Deferred.make<void>()
     server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))

@@ -172,4 +172,26 @@ describe("GrpcHealth", () => {
       assert.strictEqual(yield* Queue.size(unknown), 0)
       yield* Scope.close(scope, Exit.void)
     }))
+
+  it.live("GrpcServer.onShutdown: hooks run before the drain, in order; a hook that never ends is cut at the grace period", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.build(GrpcServer.layer({ ...GrpcServer.testOptions, gracePeriod: "300 millis" })).pipe(
+        Scope.provide(scope)
+      )
+      const server = Context.get(context, GrpcServer.GrpcServer)
+      const ran: Array<string> = []
+      yield* server.onShutdown(Effect.sync(() => ran.push("first"))).pipe(Scope.provide(scope))
+      yield* server.onShutdown(Effect.andThen(Effect.sync(() => ran.push("second")), Effect.never)).pipe(
+        Scope.provide(scope)
+      )
+      const removed = yield* Scope.make()
+      yield* server.onShutdown(Effect.sync(() => ran.push("removed"))).pipe(Scope.provide(removed))
+      yield* Scope.close(removed, Exit.void)
+      const started = Date.now()
+      yield* server.shutdown
+      assert.deepStrictEqual(ran, ["first", "second"])
+      assert.isBelow(Date.now() - started, 5_000)
+      yield* Scope.close(scope, Exit.void)
+    }))
 })
