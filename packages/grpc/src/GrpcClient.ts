@@ -29,7 +29,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Layer, type Scope, type Stream } from "effect"
 import type { GrpcError } from "./GrpcError.js"
 import { bidiStreamingCall } from "./internal/client/bidiStreamingCall.js"
-import { type CallOptions, closedChannels, Propagation } from "./internal/client/callOptions.js"
+import { type CallOptions, closedChannels, type Compression, Propagation } from "./internal/client/callOptions.js"
 import { flushPendingCancels } from "./internal/client/cancel.js"
 import { clientStreamingCall } from "./internal/client/clientStreamingCall.js"
 import { applyClientMiddleware } from "./internal/client/middleware.js"
@@ -41,7 +41,7 @@ import { unaryCall } from "./internal/client/unaryCall.js"
 import * as ServiceConfig from "./ServiceConfig.js"
 import { type MethodKind, type RequestOf, type ResponseOf, type ServiceDefinition, toGrpcJs } from "./ServiceDefinition.js"
 
-export type { CallOptions }
+export type { CallOptions, Compression }
 
 /**
  * One client method, by call kind.
@@ -93,6 +93,14 @@ export class GrpcChannel extends Context.Service<GrpcChannel, {
   readonly client: grpc.Client
   /** Whether the service config asks calls of a method (service, method name) to wait for a ready backend. */
   readonly waitForReady?: ((service: string, method: string) => boolean) | undefined
+  /** The channel's own request compression (default `identity`). */
+  readonly compression?: Compression | undefined
+  /**
+   * A grpc-js client to the same target with another request compression
+   * (for a call's `compression` option), opened on first use and closed
+   * with this channel.
+   */
+  readonly withCompression?: ((compression: Compression) => grpc.Client) | undefined
 }>()("@fiber-grpc/grpc/GrpcChannel") {}
 
 /**
@@ -111,21 +119,16 @@ export interface ChannelOptions {
   readonly serviceConfig?: ServiceConfig.ServiceConfig | undefined
   /**
    * Compresses every request message of the channel's calls (`gzip` or
-   * `deflate`; default `identity`, none). grpc-js fixes compression per
-   * channel: for another choice on some calls, open a second channel. It
-   * drops back to `identity` if the server's `grpc-accept-encoding` lacks the
-   * algorithm. Responses are compressed only if the server does it (grpc-js
-   * servers never do).
+   * `deflate`; default `identity`, none); a call's own `compression` option
+   * overrides it. grpc-js drops back to `identity` if the server's
+   * `grpc-accept-encoding` lacks the algorithm. Responses are compressed only
+   * if the server does it (grpc-js servers never do).
    */
   readonly compression?: Compression | undefined
 }
 
-/**
- * A message compression algorithm of grpc-js.
- *
- * @since 0.1.0
- */
-export type Compression = "identity" | "deflate" | "gzip"
+/** The clients a channel opened for per-call compression, closed with it. */
+const siblingsOf = new WeakMap<grpc.Client, ReadonlyMap<Compression, grpc.Client>>()
 
 /**
  * grpc-js acknowledges client-stream writes at once while they fit in its
@@ -198,13 +201,38 @@ export function makeChannel(
         }
         return Effect.fail(new ServiceConfig.ServiceConfigError({ problems: [error instanceof Error ? error.message : String(error)] }))
       }
-      return Effect.succeed(GrpcChannel.of({ target, client, waitForReady }))
+      // Per-call compression: grpc-js reads it only from channel options, so a
+      // call asking for another one goes through a sibling client (its own
+      // connection), made on first use. After close, the closed main client.
+      const siblings = new Map<Compression, grpc.Client>()
+      const withCompression = (compression: Compression): grpc.Client => {
+        if (closedChannels.has(client)) return client
+        let sibling = siblings.get(compression)
+        if (sibling === undefined) {
+          sibling = new grpc.Client(target, credentials, {
+            ...channelOptions,
+            "grpc.default_compression_algorithm": grpc.compressionAlgorithms[compression]
+          })
+          siblings.set(compression, sibling)
+        }
+        return sibling
+      }
+      siblingsOf.set(client, siblings)
+      return Effect.succeed(GrpcChannel.of({
+        target,
+        client,
+        waitForReady,
+        compression: options?.compression ?? "identity",
+        withCompression
+      }))
     }),
     (channel) =>
       Effect.sync(() => {
         flushPendingCancels()
-        closedChannels.add(channel.client)
-        channel.client.close()
+        for (const client of [channel.client, ...(siblingsOf.get(channel.client)?.values() ?? [])]) {
+          closedChannels.add(client)
+          client.close()
+        }
       })
   )
 }
@@ -279,11 +307,29 @@ export const makeWith = <S extends ServiceDefinition, R = never>(
       serialize: method.requestSerialize,
       deserialize: method.responseDeserialize
     }
-    const call: (input: never, options?: CallOptions) => unknown = method.requestStream
-      ? method.responseStream ? bidiStreamingCall(channel.client, codec) : clientStreamingCall(channel.client, codec)
-      : method.responseStream
-      ? serverStreamingCall(channel.client, codec)
-      : unaryCall(channel.client, codec)
+    const callOn = (grpcClient: grpc.Client): (input: never, options?: CallOptions) => unknown =>
+      method.requestStream
+        ? method.responseStream ? bidiStreamingCall(grpcClient, codec) : clientStreamingCall(grpcClient, codec)
+        : method.responseStream
+        ? serverStreamingCall(grpcClient, codec)
+        : unaryCall(grpcClient, codec)
+    const plain = callOn(channel.client)
+    // A call's own `compression` picks the sibling client for it (see makeChannel);
+    // calls without one pay a single property check.
+    const compressed = new Map<Compression, (input: never, options?: CallOptions) => unknown>()
+    const call = (input: never, options?: CallOptions): unknown => {
+      const compression = options?.compression
+      if (compression === undefined || compression === (channel.compression ?? "identity")) return plain(input, options)
+      let sibling = compressed.get(compression)
+      if (sibling === undefined) {
+        if (channel.withCompression === undefined) {
+          throw new Error("a call's compression option needs a channel opened by GrpcClient.makeChannel")
+        }
+        sibling = callOn(channel.withCompression(compression))
+        compressed.set(compression, sibling)
+      }
+      return sibling(input, options)
+    }
     const configured = channel.waitForReady?.(definition.fullName, definition.methods[key]!.name)
       ? (input: never, options?: CallOptions) => call(input, withWaitForReady(options))
       : call

@@ -5,11 +5,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { EchoDefinition, EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
-import { Deferred, Effect } from "effect"
+import { Effect, Exit, Queue, Scope, Stream } from "effect"
 import * as http2 from "node:http2"
 import type { AddressInfo } from "node:net"
 import * as zlib from "node:zlib"
-import { CallContext, GrpcClient } from "../src/index.js"
+import { CallContext, GrpcClient, GrpcError } from "../src/index.js"
 import { startEcho } from "./helpers.js"
 
 /** One gRPC length-prefixed message. */
@@ -26,16 +26,16 @@ interface Received {
   readonly body: Buffer
 }
 
-/** A raw HTTP/2 gRPC server that records the first request and answers one empty EchoResponse. */
+/** A raw HTTP/2 gRPC server that records each request and answers one empty EchoResponse. */
 const recordingServer = Effect.acquireRelease(
   Effect.gen(function*() {
-    const received = yield* Deferred.make<Received>()
+    const requests = yield* Queue.unbounded<Received>()
     const server = http2.createServer()
     server.on("stream", (stream, headers) => {
       const chunks: Array<Buffer> = []
       stream.on("data", (c: Buffer) => chunks.push(c))
       stream.on("end", () => {
-        Deferred.doneUnsafe(received, Effect.succeed({ headers, body: Buffer.concat(chunks) }))
+        Queue.offerUnsafe(requests, { headers, body: Buffer.concat(chunks) })
         stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true })
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }))
         stream.end(frame(EchoResponse.encode({ message: "" }).finish()))
@@ -44,7 +44,7 @@ const recordingServer = Effect.acquireRelease(
     const port = yield* Effect.callback<number>((resume) => {
       server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
     })
-    return { server, port, received: Deferred.await(received) }
+    return { server, port, received: Queue.take(requests) }
   }),
   ({ server }) => Effect.sync(() => server.close())
 )
@@ -77,6 +77,37 @@ describe("compression", () => {
       const { headers, body } = yield* peer.received
       assert.isUndefined(headers["grpc-encoding"])
       assert.strictEqual(body[0], 0)
+    }))
+
+  it.effect("a call's compression option overrides the channel's, for every call kind, through a second connection closed with the channel", () =>
+    Effect.gen(function*() {
+      const peer = yield* recordingServer
+      const encodingOf = (r: Received) => [r.headers["grpc-encoding"] ?? "identity", r.body[0]]
+      const scope = yield* Scope.make()
+      const channel = yield* GrpcClient.makeChannel(`127.0.0.1:${peer.port}`).pipe(Scope.provide(scope))
+      const echo = GrpcClient.makeWith(channel, EchoDefinition)
+      yield* echo.unaryEcho({ message })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["identity", 0])
+      yield* echo.unaryEcho({ message }, { compression: "gzip" })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["gzip", 1])
+      yield* echo.unaryEcho({ message }, { compression: "deflate" })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["deflate", 1])
+      yield* Stream.runDrain(echo.serverStreamingEcho({ message }, { compression: "gzip" }))
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["gzip", 1])
+      yield* echo.clientStreamingEcho(Stream.make({ message }), { compression: "gzip" })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["gzip", 1])
+      yield* echo.unaryEcho({ message })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["identity", 0])
+
+      // On a gzip channel, "identity" on a call turns compression off for it.
+      const gzipChannel = yield* GrpcClient.makeChannel(`127.0.0.1:${peer.port}`, { compression: "gzip" })
+      yield* GrpcClient.makeWith(gzipChannel, EchoDefinition).unaryEcho({ message }, { compression: "identity" })
+      assert.deepStrictEqual(encodingOf(yield* peer.received), ["identity", 0])
+
+      // Closing the channel closes the second connection too.
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* Effect.flip(echo.unaryEcho({ message }, { compression: "gzip" }))
+      assert.strictEqual(error.code, GrpcError.Status.UNAVAILABLE)
     }))
 
   it.effect("our server accepts gzip and deflate requests; grpc-js hides from the handler that they were compressed", () =>

@@ -33,7 +33,21 @@ export interface CallOptions {
   readonly onHeaders?: ((headers: grpc.Metadata) => void) | undefined
   /** Called with the trailers when the call ends, whatever its status. */
   readonly onTrailers?: ((trailers: grpc.Metadata) => void) | undefined
+  /**
+   * Compresses this call's request messages, when it differs from the
+   * channel's `compression`. grpc-js fixes compression per channel, so the
+   * call goes through a second connection to the same target, opened on
+   * first use with the channel's options and closed with the channel.
+   */
+  readonly compression?: Compression | undefined
 }
+
+/**
+ * A message compression algorithm of grpc-js.
+ *
+ * @since 0.1.0
+ */
+export type Compression = "identity" | "deflate" | "gzip"
 
 /**
  * Whether client calls in this region follow the server call being handled.
