@@ -17,7 +17,7 @@ import {
 } from "@fiber-grpc/grpc/generated/grpc/reflection/v1/reflection"
 import * as grpc from "@grpc/grpc-js"
 import { Effect, Fiber, Queue } from "effect"
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 const serverProcess = Effect.gen(function*() {
@@ -43,8 +43,13 @@ const serverProcess = Effect.gen(function*() {
     Effect.sync(() => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),
     (client) => Effect.sync(() => client.close())
   )
-  return { child, client, exited }
+  return { child, client, exited, port }
 })
+
+/** A python3 that has grpcio, protobuf and grpc_tools, if this machine has one (CI does not need it). */
+const pythonWithGrpc = ["python3", "/usr/bin/python3"].find((python) =>
+  spawnSync(python, ["-c", "import grpc, grpc_tools, google.protobuf"], { stdio: "ignore" }).status === 0
+)
 
 const healthCodec = {
   serialize: (r: HealthCheckRequest) => Buffer.from(HealthCheckRequest.encode(r).finish()),
@@ -95,6 +100,25 @@ describe("interop server: health and reflection", () => {
       assert.strictEqual(yield* Queue.take(received), GrpcHealth.ServingStatus.NOT_SERVING)
       const status = yield* Fiber.join(ended)
       assert.strictEqual(status.code, grpc.status.OK)
+      assert.strictEqual(yield* exited, 0)
+    }))
+
+  // The outside checks themselves, where Python grpcio is installed (it is not
+  // on npm, so CI skips this; run python/outside_check.py by hand there).
+  it.live.skipIf(pythonWithGrpc === undefined)("Python grpcio: examples/interop/python/outside_check.py passes, Watch across SIGTERM included", () =>
+    Effect.gen(function*() {
+      const { child, exited, port } = yield* serverProcess
+      const result = yield* Effect.callback<{ code: number | null; out: string }>((resume) => {
+        const root = fileURLToPath(new URL("../../..", import.meta.url))
+        const args = ["examples/interop/python/outside_check.py", "--port", String(port), "--sigterm", String(child.pid)]
+        const check = spawn(pythonWithGrpc!, args, { cwd: root })
+        let out = ""
+        check.stdout.on("data", (c: Buffer) => (out += c.toString()))
+        check.stderr.on("data", (c: Buffer) => (out += c.toString()))
+        check.on("exit", (code) => resume(Effect.succeed({ code, out })))
+      })
+      assert.strictEqual(result.code, 0, result.out)
+      assert.include(result.out, "all passed")
       assert.strictEqual(yield* exited, 0)
     }))
 })
