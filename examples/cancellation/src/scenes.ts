@@ -12,9 +12,10 @@
  * (they only learn of it over the wire, as RST_STREAM CANCEL or an expired
  * grpc-timeout).
  */
-import { GrpcClient, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+import { GrpcClient, GrpcError, GrpcServer, GrpcTracing } from "@fiber-grpc/grpc"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
+import type { TraceCollector } from "./traceTree.js"
 
 /** One thing that must happen for a scene to pass. */
 type Expected = string
@@ -29,7 +30,7 @@ export interface SceneResult {
 /** Collects a scene's timeline and completes a latch per expected event. */
 class Timeline {
   readonly lines: Array<string> = []
-  private readonly started = Date.now()
+  readonly started = Date.now()
   constructor(readonly expected: Map<Expected, Deferred.Deferred<void>>, private readonly print: (line: string) => void) {}
   mark(who: string, what: string, ...keys: ReadonlyArray<Expected>): Effect.Effect<void> {
     return Effect.sync(() => {
@@ -206,21 +207,33 @@ export const scenes: ReadonlyArray<Scene> = [
   }
 ]
 
-/** Starts Server2, Server1 (with a client to Server2) and a client to Server1 on loopback ports. */
-export const runScenes = (print: (line: string) => void) =>
+/**
+ * Starts Server2, Server1 (with a client to Server2) and a client to Server1
+ * on loopback ports. With `trace`, every server and client is traced
+ * (GrpcTracing middleware) and each scene ends with its trace tree; the
+ * caller runs this with `trace.layer` provided.
+ */
+export const runScenes = (print: (line: string) => void, trace?: TraceCollector) =>
   Effect.gen(function*() {
     const state: CurrentScene["Service"] = { current: undefined, upstreamStarted: undefined, startedCount: 0 }
     const withScene = Layer.succeed(CurrentScene, state)
-    const server2 = yield* Layer.build(Server2.pipe(Layer.provide(withScene), Layer.provideMerge(GrpcServer.layerTest)))
+    const serverLayer = trace === undefined
+      ? GrpcServer.layerTest
+      : GrpcServer.layer({ ...GrpcServer.testOptions, middleware: [GrpcTracing.server] })
+    const clientMiddleware = trace === undefined ? [] : [GrpcTracing.client]
+    const server2 = yield* Layer.build(Server2.pipe(Layer.provide(withScene), Layer.provideMerge(serverLayer)))
     const port2 = Context.get(server2, GrpcServer.GrpcServer).port
-    const backend = Layer.effect(Backend, GrpcClient.make(EchoDefinition)).pipe(
+    const backend = Layer.effect(Backend, GrpcClient.make(EchoDefinition, { middleware: clientMiddleware })).pipe(
       Layer.provide(GrpcClient.layerChannel(`127.0.0.1:${port2}`))
     )
     const server1 = yield* Layer.build(
-      Server1.pipe(Layer.provide(Layer.merge(backend, withScene)), Layer.provideMerge(GrpcServer.layerTest))
+      Server1.pipe(Layer.provide(Layer.merge(backend, withScene)), Layer.provideMerge(serverLayer))
     )
     const port1 = Context.get(server1, GrpcServer.GrpcServer).port
-    const client = GrpcClient.makeWith(yield* GrpcClient.makeChannel(`127.0.0.1:${port1}`), EchoDefinition)
+    const client = GrpcClient.makeWith(yield* GrpcClient.makeChannel(`127.0.0.1:${port1}`), EchoDefinition, {
+      middleware: clientMiddleware,
+      context: Context.empty()
+    })
     print(`Client -> Server1 (127.0.0.1:${port1}) -> Server2 (127.0.0.1:${port2})`)
 
     const results: Array<SceneResult> = []
@@ -241,6 +254,16 @@ export const runScenes = (print: (line: string) => void) =>
       const missing = [...expected].filter(([, d]) => !Deferred.isDoneUnsafe(d)).map(([key]) => key)
       results.push({ name: scene.name, passed: missing.length === 0, missing, lines: t.lines })
       for (const key of missing) print(`  MISSING: ${key}`)
+      if (trace !== undefined) {
+        // Every span has ended once no handler runs on either server.
+        yield* Effect.all([server1, server2].map((c) => Context.get(c, GrpcServer.GrpcServer).awaitIdle), {
+          concurrency: "unbounded",
+          discard: true
+        }).pipe(Effect.timeoutOption("2 seconds"))
+        print("")
+        print("  trace (OpenTelemetry SDK, in-memory exporter):")
+        for (const line of trace.drain(t.started)) print(line)
+      }
     }
     return results
   })
