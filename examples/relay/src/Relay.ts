@@ -7,8 +7,12 @@
  * The upstream is any grpc-js target. Calls are balanced round robin over
  * its addresses, and an attempt that fails with UNAVAILABLE (a backend that
  * died or is draining) is retried on the next backend, per `serviceConfig`.
+ *
+ * The relay continues its callers' traces: GrpcTracing reads the incoming
+ * `traceparent`/`tracestate`, and the upstream call carries them on with the
+ * relay's own client span as the parent (same trace id, new parent span id).
  */
-import { GrpcClient, GrpcServer, ServiceConfig } from "@fiber-grpc/grpc"
+import { GrpcClient, GrpcServer, GrpcTracing, ServiceConfig } from "@fiber-grpc/grpc"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Layer } from "effect"
 
@@ -39,13 +43,13 @@ export const serviceConfig: ServiceConfig.ServiceConfig = {
 /** Serves Echo on the GrpcServer in context, relaying to `upstream` (a grpc-js target). */
 export const layer = (upstream: string) =>
   Layer.unwrap(Effect.gen(function*() {
-    const echo = yield* GrpcClient.make(EchoDefinition)
+    const echo = yield* GrpcClient.make(EchoDefinition, { middleware: [GrpcTracing.client] })
     return GrpcServer.serve(EchoDefinition, {
       unaryEcho: (request) => echo.unaryEcho(request),
       serverStreamingEcho: (request) => echo.serverStreamingEcho(request),
       clientStreamingEcho: (requests) => echo.clientStreamingEcho(requests),
       bidirectionalStreamingEcho: (requests) => echo.bidirectionalStreamingEcho(requests)
-    })
+    }, { middleware: [GrpcTracing.server] })
   })).pipe(Layer.provide(GrpcClient.layerChannel(upstream, { serviceConfig })))
 
 const schemes = /^(dns|ipv4|ipv6|unix|unix-abstract|xds|vsock):/
