@@ -26,7 +26,11 @@
  *   `rpc.response.status_code` = the status name (`"OK"`,
  *   `"DEADLINE_EXCEEDED"`...), `error.type` = the status name when the span
  *   is an error, `server.address`/`server.port` on client spans and
- *   `network.peer.address`/`network.peer.port` on server spans.
+ *   `network.peer.address`/`network.peer.port` on server spans. A server
+ *   span of a retried or hedged attempt also has
+ *   `rpc.grpc.request.metadata.grpc-previous-rpc-attempts` (e.g. `["1"]`).
+ *   A client span covers the whole call: grpc-js runs the attempts below
+ *   anything a middleware can see.
  * - Server spans are errors only for the codes the conventions call server
  *   errors (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE,
  *   DATA_LOSS); client spans for every status other than OK.
@@ -151,6 +155,9 @@ const endSpan = (
       )
     }))
 
+const previousAttemptsKey = "grpc-previous-rpc-attempts"
+const previousAttemptsAttribute = `rpc.grpc.request.metadata.${previousAttemptsKey}`
+
 const methodName = (method: GrpcMiddleware.MethodInfo) => `${method.service}/${method.name}`
 
 /**
@@ -164,6 +171,9 @@ export const server: GrpcMiddleware.ServerMiddleware = GrpcMiddleware.make()((ef
   const parent = extract(call.metadata)
   const peer = splitAddress(call.peer)
   const rpcMethod = methodName(method)
+  // A retried or hedged attempt says how many came before it (gRFC A6);
+  // recorded as the semconv request-metadata attribute for that key.
+  const previousAttempts = call.metadata.get(previousAttemptsKey)
   return Effect.flatMap(
     Effect.makeSpan(rpcMethod, {
       kind: "server",
@@ -173,7 +183,8 @@ export const server: GrpcMiddleware.ServerMiddleware = GrpcMiddleware.make()((ef
         "rpc.system.name": "grpc",
         "rpc.method": rpcMethod,
         "network.peer.address": peer.host,
-        ...(peer.port === undefined ? {} : { "network.peer.port": peer.port })
+        ...(peer.port === undefined ? {} : { "network.peer.port": peer.port }),
+        ...(previousAttempts.length === 0 ? {} : { [previousAttemptsAttribute]: previousAttempts.map(String) })
       }
     }),
     (span) =>

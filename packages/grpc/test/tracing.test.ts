@@ -10,7 +10,7 @@ import { EchoDefinition, type EchoRequest, type EchoResponse } from "@fiber-grpc
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
 import { Context, Deferred, Effect, Fiber, Layer } from "effect"
-import { GrpcClient, GrpcError, GrpcServer, GrpcTracing } from "../src/index.js"
+import { GrpcClient, GrpcError, GrpcServer, GrpcTracing, ServiceConfig } from "../src/index.js"
 import type { EchoHandlers } from "./helpers.js"
 import { echoDefaults, rawClient, rawServer, unaryCall } from "./helpers.js"
 import { inMemoryTracer, parentId } from "./otel.js"
@@ -84,6 +84,43 @@ describe("GrpcTracing", () => {
       // Each client span names the server it called.
       assert.deepStrictEqual([0, 2, 4].map((i) => spans[i]!.attributes["server.port"]), [a.port, b.port, c.port])
       assert.strictEqual(spans[1]!.attributes["network.peer.address"], "127.0.0.1")
+    }).pipe(Effect.provide(tracer.layer))
+  })
+
+  it.effect("a retried attempt's server span carries grpc-previous-rpc-attempts; the client span covers all attempts", () => {
+    const tracer = inMemoryTracer()
+    return Effect.gen(function*() {
+      const server = yield* startServer({
+        unaryEcho: (_req, ctx) =>
+          ctx.metadata.get("grpc-previous-rpc-attempts").length === 0
+            ? Effect.fail(GrpcError.make(GrpcError.Status.UNAVAILABLE, "try again"))
+            : Effect.succeed({ message: "ok" })
+      })
+      const channel = yield* GrpcClient.makeChannel(`127.0.0.1:${server.port}`, {
+        serviceConfig: {
+          methods: [{
+            names: ServiceConfig.methods(EchoDefinition, "unaryEcho"),
+            retry: {
+              maxAttempts: 2,
+              initialBackoff: "10 millis",
+              maxBackoff: "10 millis",
+              backoffMultiplier: 1,
+              retryableStatusCodes: ["UNAVAILABLE"]
+            }
+          }]
+        }
+      })
+      const echo = GrpcClient.makeWith(channel, EchoDefinition, { middleware: [GrpcTracing.client], context: Context.empty() })
+      assert.deepStrictEqual(yield* echo.unaryEcho({ message: "x" }), { message: "ok" })
+      const spans = tracer.spans()
+      const servers = spans.filter((s) => s.kind === SpanKind.SERVER)
+      assert.deepStrictEqual(
+        servers.map((s) => [s.attributes["rpc.response.status_code"], s.attributes["rpc.grpc.request.metadata.grpc-previous-rpc-attempts"]]),
+        [["UNAVAILABLE", undefined], ["OK", ["1"]]]
+      )
+      const clients = spans.filter((s) => s.kind === SpanKind.CLIENT)
+      assert.strictEqual(clients.length, 1)
+      assert.strictEqual(clients[0]!.attributes["rpc.response.status_code"], "OK")
     }).pipe(Effect.provide(tracer.layer))
   })
 
