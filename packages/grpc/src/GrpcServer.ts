@@ -181,7 +181,7 @@ export class GrpcServer extends Context.Service<GrpcServer, {
    * Runs `hook` when graceful shutdown starts, before the server stops
    * accepting calls and drains (health uses it to report `NOT_SERVING`).
    * The hook is removed when the current Scope closes. Keep it short: it
-   * delays the drain (all hooks together get at most the grace period).
+   * delays the drain, and the hooks' time counts against the grace period.
    */
   readonly onShutdown: (hook: Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
   /** Handler fibers running now. */
@@ -233,15 +233,17 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // Uninterruptible, so that a caller giving up (e.g. with a timeout) cannot
   // leave the cached shutdown half done for the next caller to start over.
   const shutdown = yield* Effect.cached(Effect.uninterruptible(Effect.gen(function*() {
-    // 0. Hooks (health turns NOT_SERVING) run while calls are still accepted,
-    //    for at most the grace period.
+    // 0. Hooks (health turns NOT_SERVING) run while calls are still accepted.
+    //    Their time counts against the grace period.
+    const started = Date.now()
     if (shutdownHooks.size > 0) {
       yield* finishesWithin(Effect.forEach([...shutdownHooks], ({ hook }) => hook, { discard: true }), gracePeriod)
     }
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
     const drained = yield* Deferred.make<void>()
     server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))
-    if (yield* finishesWithin(Deferred.await(drained), gracePeriod)) return
+    const left = Math.max(0, gracePeriod - (Date.now() - started))
+    if (yield* finishesWithin(Deferred.await(drained), left)) return
     // 2. Interrupt the handlers still running; each answers UNAVAILABLE.
     forcing = true
     yield* finishesWithin(FiberSet.clear(fibers), 1000)
