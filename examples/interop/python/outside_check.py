@@ -17,6 +17,7 @@ Prints one PASS/FAIL line per check; exits 1 if any failed.
 """
 import argparse
 import os
+import queue
 import signal
 import sys
 import tempfile
@@ -98,12 +99,10 @@ def main():
     for version in ["v1", "v1alpha"]:
         Request = cls(f"grpc.reflection.{version}.ServerReflectionRequest")
         Response = cls(f"grpc.reflection.{version}.ServerReflectionResponse")
-        requests = []
         stream = channel.stream_stream(f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
                                        request_serializer=lambda m: m.SerializeToString(),
                                        response_deserializer=Response.FromString)
         # One request at a time over one stream: a generator fed by `ask`.
-        import queue
         q = queue.Queue()
         responses = stream(iter(q.get, None))
 

@@ -74,7 +74,7 @@ const answer = (
   sent: Set<string>
 ): Omit<ServerReflectionResponse, "validHost" | "originalRequest"> => {
   const file = (name: string | undefined, what: string) =>
-    name === undefined ? notFound(what) : { fileDescriptorResponse: { fileDescriptorProto: withDependencies(index, name, sent).map(Buffer.from) } }
+    name === undefined ? notFound(what) : { fileDescriptorResponse: { fileDescriptorProto: withDependencies(index, name, sent) } }
   if (request.fileByFilename !== undefined) {
     const name = request.fileByFilename
     return file(index.files.has(name) ? name : undefined, `file not found: ${name}`)

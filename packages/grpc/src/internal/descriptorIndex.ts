@@ -17,7 +17,7 @@ export interface FileDescriptor {
 
 export interface IndexedFile {
   readonly name: string
-  readonly bytes: Uint8Array
+  readonly bytes: Buffer
   readonly dependencies: ReadonlyArray<string>
 }
 
@@ -103,7 +103,7 @@ export const makeIndex = (roots: ReadonlyArray<FileDescriptor>): DescriptorIndex
 
   const addFile = (file: FileDescriptor): void => {
     if (files.has(file.name)) return
-    const bytes = new Uint8Array(Buffer.from(file.descriptor, "base64"))
+    const bytes = Buffer.from(file.descriptor, "base64")
     let pkg = ""
     const dependencies: Array<string> = []
     const sections: Array<[number, Uint8Array]> = []
@@ -139,8 +139,8 @@ export const withDependencies = (
   index: DescriptorIndex,
   name: string,
   sent: Set<string>
-): Array<Uint8Array> => {
-  const out: Array<Uint8Array> = []
+): Array<Buffer> => {
+  const out: Array<Buffer> = []
   const queue = [name]
   const seen = new Set<string>()
   while (queue.length > 0) {
