@@ -2,8 +2,8 @@
  * `pnpm relay --port <p> --upstream <target>`: serves grpc.examples.echo.Echo
  * and forwards every call to the upstream Echo servers. The upstream is any
  * grpc-js target (`host:port`, `dns:///name:port`, `ipv4:a:p1,b:p2`,
- * `unix:/path`), or several `ip:port` addresses (repeat `--upstream`, or
- * separate them with commas); calls are balanced round robin over them and
+ * `unix:/path`), or several `host:port` upstreams (repeat `--upstream`, or
+ * separate them with commas; names are looked up once at start); calls are balanced round robin over them and
  * retried on UNAVAILABLE (see `Relay.serviceConfig`). Prints
  * `listening on <port>` once bound; SIGINT/SIGTERM shut it down gracefully.
  */
@@ -15,7 +15,10 @@ import * as Relay from "./Relay.js"
 const { values } = parseArgs({
   options: { port: { type: "string", default: "0" }, upstream: { type: "string", multiple: true } }
 })
-const upstream = Relay.upstreamTarget(values.upstream ?? [])
+const upstream = await Relay.resolveNames(values.upstream ?? []).then(
+  Relay.upstreamTarget,
+  (error: Error) => ({ error: `cannot resolve an upstream: ${error.message}` })
+)
 if ("error" in upstream) {
   console.error(`pnpm relay: ${upstream.error}`)
   console.error("usage: pnpm relay --port <p> --upstream <target> [--upstream <ip:port> ...]")

@@ -144,6 +144,16 @@ describe("relay in front of three upstreams (round robin, retry UNAVAILABLE)", (
     })
     assert.deepStrictEqual(Relay.upstreamTarget(["[::1]:1", "[::1]:2"]), { target: "ipv6:[::1]:1,[::1]:2" })
     assert.isTrue("error" in Relay.upstreamTarget(["a.example:1", "b.example:1"]))
+  })
+
+  it.effect("several upstreams given by name are looked up once at start", () =>
+    Effect.gen(function*() {
+      const resolved = yield* Effect.promise(() => Relay.resolveNames(["localhost:1,localhost:2", "127.0.0.3:3"]))
+      assert.deepStrictEqual(resolved, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.3:3"])
+      assert.deepStrictEqual(yield* Effect.promise(() => Relay.resolveNames(["localhost:1"])), ["localhost:1"])
+    }))
+
+  it("no upstream at all is an error", () => {
     assert.isTrue("error" in Relay.upstreamTarget([]))
   })
 
@@ -202,7 +212,7 @@ describe("relay in front of three upstreams (round robin, retry UNAVAILABLE)", (
       yield* fleet.until(() => fleet.arrivals.every((a) => a.cancelled))
     }))
 
-  it.live("the command line takes several --upstream addresses and balances over them", () =>
+  it.live("the command line takes several --upstream values (names or addresses, repeated or comma-separated) and balances over them", () =>
     Effect.gen(function*() {
       const fleet = yield* upstreams
       const root = fileURLToPath(new URL("../../..", import.meta.url))
@@ -211,7 +221,10 @@ describe("relay in front of three upstreams (round robin, retry UNAVAILABLE)", (
         "examples/relay/src/main.ts",
         "--port",
         "0",
-        ...fleet.ports.flatMap((p) => ["--upstream", `127.0.0.1:${p}`])
+        "--upstream",
+        `localhost:${fleet.ports[0]},localhost:${fleet.ports[1]}`,
+        "--upstream",
+        `127.0.0.1:${fleet.ports[2]}`
       ], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
       const port = yield* Effect.callback<number>((resume) => {

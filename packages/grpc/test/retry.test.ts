@@ -66,6 +66,24 @@ describe("retries (grpc-js A6, from the service config)", () => {
       assert.strictEqual(fleet.arrivals.length, 1)
     }))
 
+  it.live("an interrupt during the backoff starts no further attempt (wall clock: interrupts 100 ms into a 320-480 ms backoff, then outwaits it)", () =>
+    Effect.gen(function*() {
+      const fleet = yield* startFleet(1, () => unavailable())
+      const echo = yield* echoClient(fleet.target, {
+        methods: [{ names: unary, retry: retryPolicy({ initialBackoff: "400 millis", maxBackoff: "400 millis" }) }]
+      })
+      const call = yield* Effect.forkChild(echo.unaryEcho({ message: "x" }))
+      yield* fleet.awaitArrivals((all) => all.length === 1)
+      // Let the first attempt's UNAVAILABLE reach the client: the retry timer
+      // (320-480 ms) is then running, and the interrupt lands inside it.
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(call)
+      // grpc-js schedules the retry (backoff 400 ms, jitter up to +20%) on its own timer:
+      // the only way to see that it never fires is to outwait it.
+      yield* Effect.sleep("700 millis")
+      assert.strictEqual(fleet.arrivals.length, 1)
+    }))
+
   it.effect("no retry once response headers were received (the call is committed)", () =>
     Effect.gen(function*() {
       const fleet = yield* startFleet(1, (_arrival, ctx) =>
