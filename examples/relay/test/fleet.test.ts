@@ -11,10 +11,9 @@ import { GrpcServer } from "@fiber-grpc/grpc"
 import { EchoClient, type EchoRequest, type EchoResponse, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Fiber, Layer } from "effect"
-import { spawn } from "node:child_process"
 import * as net from "node:net"
-import { fileURLToPath } from "node:url"
 import * as Relay from "../src/Relay.js"
+import { startRelayProcess } from "./cli.js"
 
 interface Arrival {
   readonly upstream: number
@@ -215,37 +214,15 @@ describe("relay in front of three upstreams (round robin, retry UNAVAILABLE)", (
   it.live("the command line takes several --upstream values (names or addresses, repeated or comma-separated) and balances over them", () =>
     Effect.gen(function*() {
       const fleet = yield* upstreams
-      const root = fileURLToPath(new URL("../../..", import.meta.url))
-      const child = spawn("sh", [
-        "scripts/run.sh",
-        "examples/relay/src/main.ts",
-        "--port",
-        "0",
+      const { client, terminate } = yield* startRelayProcess([
         "--upstream",
         `localhost:${fleet.ports[0]},localhost:${fleet.ports[1]}`,
         "--upstream",
         `127.0.0.1:${fleet.ports[2]}`
-      ], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const port = yield* Effect.callback<number>((resume) => {
-        let out = ""
-        child.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /^listening on (\d+)$/m.exec(out)
-          if (match) resume(Effect.succeed(Number(match[1])))
-        })
-      })
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),
-        (c) => Effect.sync(() => c.close())
-      )
+      ])
       yield* warmUp(client, fleet)
       for (let i = 0; i < 9; i++) yield* unary(client, `cli ${i}`)
       assert.deepStrictEqual(counts(fleet.arrivals), [3, 3, 3])
-      child.kill("SIGTERM")
-      const code = yield* Effect.callback<number | null>((resume) => {
-        child.on("exit", (c) => resume(Effect.succeed(c)))
-      })
-      assert.strictEqual(code, 0)
+      assert.strictEqual(yield* terminate, 0)
     }))
 })

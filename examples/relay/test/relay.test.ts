@@ -8,9 +8,8 @@ import {
 } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Deferred, Effect, Exit, Layer } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import * as Relay from "../src/Relay.js"
+import { startRelayProcess } from "./cli.js"
 
 /**
  * A slow upstream written with plain grpc-js: it never answers, and reports
@@ -116,30 +115,11 @@ describe("relay: the command line contract", () => {
   it.live("prints `listening on <port>`, relays, and exits 0 on SIGTERM", () =>
     Effect.gen(function*() {
       const upstream = yield* slowUpstream
-      const root = fileURLToPath(new URL("../../..", import.meta.url))
-      const child = spawn("sh", ["scripts/run.sh", "examples/relay/src/main.ts", "--port", "0", "--upstream", `127.0.0.1:${upstream.port}`], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const port = yield* Effect.callback<number>((resume) => {
-        let out = ""
-        child.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /^listening on (\d+)$/m.exec(out)
-          if (match) resume(Effect.succeed(Number(match[1])))
-        })
-      })
-      const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+      const { client, terminate } = yield* startRelayProcess(["--upstream", `127.0.0.1:${upstream.port}`])
       const call = client.unaryEcho({ message: "via cli" }, () => {})
       assert.strictEqual((yield* Deferred.await(upstream.arrived)).method, "unary")
       call.cancel()
       yield* Deferred.await(upstream.cancelled)
-      client.close()
-      child.kill("SIGTERM")
-      const code = yield* Effect.callback<number | null>((resume) => {
-        child.on("exit", (c) => resume(Effect.succeed(c)))
-      })
-      assert.strictEqual(code, 0)
+      assert.strictEqual(yield* terminate, 0)
     }))
 })

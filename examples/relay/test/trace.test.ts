@@ -10,9 +10,8 @@ import { GrpcServer } from "@fiber-grpc/grpc"
 import { EchoClient, type EchoRequest, type EchoResponse, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Layer } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import * as Relay from "../src/Relay.js"
+import { startRelayProcess } from "./cli.js"
 
 const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
 const callerSpanId = "00f067aa0ba902b7"
@@ -115,24 +114,7 @@ describe("relay: trace context", () => {
   it.live("through the `pnpm relay` process, for unary and streaming calls", () =>
     Effect.gen(function*() {
       const upstream = yield* recordingUpstream
-      const root = fileURLToPath(new URL("../../..", import.meta.url))
-      const child = spawn("sh", ["scripts/run.sh", "examples/relay/src/main.ts", "--port", "0", "--upstream", `127.0.0.1:${upstream.port}`], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const port = yield* Effect.callback<number>((resume) => {
-        let out = ""
-        child.stdout.on("data", (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /^listening on (\d+)$/m.exec(out)
-          if (match) resume(Effect.succeed(Number(match[1])))
-        })
-      })
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),
-        (c) => Effect.sync(() => c.close())
-      )
+      const { client } = yield* startRelayProcess(["--upstream", `127.0.0.1:${upstream.port}`])
       for (const kind of ["unary", "serverStreaming", "bidi"]) {
         assert.strictEqual(yield* call(client, kind), grpc.status.OK)
         assertContinued(upstream.received.get(kind), kind)

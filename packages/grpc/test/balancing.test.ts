@@ -38,6 +38,15 @@ const warmUp = (
     while (new Set(fleet.arrivals.map((a) => a.backend)).size < size) yield* call
   })
 
+/** Three backends where every call but the warm-up hangs, and a client connected to all of them. */
+const hangingFleet = Effect.gen(function*() {
+  const fleet = yield* startFleet(3, (arrival) => arrival.message === "warm-up" ? Effect.succeed({ message: "ok" }) : Effect.never)
+  const echo = yield* echoClient(fleet.target, retryUnavailable)
+  yield* warmUp(fleet, 3, echo.unaryEcho({ message: "warm-up" }))
+  fleet.arrivals.length = 0
+  return { fleet, echo }
+})
+
 describe("round_robin over several real servers", () => {
   it.effect("spreads calls evenly over every backend", () =>
     Effect.gen(function*() {
@@ -121,11 +130,7 @@ describe("round_robin over several real servers", () => {
 
   it.effect("a caller's interrupt reaches exactly the backend serving that call", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(3, (arrival) =>
-        arrival.message === "warm-up" ? Effect.succeed({ message: "ok" }) : Effect.never)
-      const echo = yield* echoClient(fleet.target, retryUnavailable)
-      yield* warmUp(fleet, 3, echo.unaryEcho({ message: "warm-up" }))
-      fleet.arrivals.length = 0
+      const { fleet, echo } = yield* hangingFleet
       const fibers = yield* Effect.forEach([0, 1, 2], (i) => Effect.forkChild(echo.unaryEcho({ message: `call ${i}` })))
       const stream = yield* Effect.forkChild(Stream.runDrain(echo.serverStreamingEcho({ message: "stream" })))
       yield* fleet.awaitArrivals((all) => all.length === 4)
@@ -145,11 +150,7 @@ describe("round_robin over several real servers", () => {
 
   it.effect("a caller's deadline reaches the backend serving each call, which is interrupted when it passes", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(3, (arrival) =>
-        arrival.message === "warm-up" ? Effect.succeed({ message: "ok" }) : Effect.never)
-      const echo = yield* echoClient(fleet.target, retryUnavailable)
-      yield* warmUp(fleet, 3, echo.unaryEcho({ message: "warm-up" }))
-      fleet.arrivals.length = 0
+      const { fleet, echo } = yield* hangingFleet
       const deadline = new Date(Date.now() + 500)
       const exits = yield* Effect.forEach(
         [0, 1, 2],
