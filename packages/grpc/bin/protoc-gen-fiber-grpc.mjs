@@ -6,9 +6,10 @@
 // without .proto files at runtime.
 //
 // Why not ts-proto's `outputSchema=true`: its `protoMetadata.fileDescriptor`
-// is rebuilt through proto3-style defaults, so it drops `syntax` and cannot
-// tell "oneof_index 0" from "no oneof" (every field gets `oneofIndex: 0`), and
-// encoding it needs the `ts-proto-descriptors` package at runtime. Here the
+// is rebuilt through proto3-style defaults, so it cannot tell "oneof_index 0"
+// from "no oneof" (every field gets `oneofIndex: 0`, so encoded, the members
+// of a message's first oneof lose it), and encoding it needs the
+// `ts-proto-descriptors` package at runtime. Here the
 // compiler's own bytes are copied, minus `source_code_info` (comments and
 // spans, which reflection clients do not need).
 //
