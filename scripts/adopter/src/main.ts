@@ -1,8 +1,12 @@
 // The adopter test's app: compiled with `tsc --strict` (module NodeNext) and
 // run with plain `node`. A Storefront server forwards to an Inventory server
-// through a GrpcClient; a client checks what each side observed.
-import { CallContext, GrpcClient, GrpcError, GrpcServer } from "@fiber-grpc/grpc"
+// through a GrpcClient; a client checks what each side observed. The
+// Storefront server also serves health and reflection, from the descriptors
+// the README's codegen recipe embeds.
+import { CallContext, GrpcClient, GrpcError, GrpcHealth, GrpcReflection, GrpcServer } from "@fiber-grpc/grpc"
+import { ServerReflectionDefinition } from "@fiber-grpc/grpc/generated/grpc/reflection/v1/reflection"
 import { Context, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { file as shopProto } from "./gen/shop/v1/shop.descriptor.js"
 import { InventoryDefinition, type Item, StorefrontDefinition } from "./gen/shop/v1/shop.js"
 
 const items: ReadonlyArray<Item> = [
@@ -59,7 +63,7 @@ const program = Effect.gen(function*() {
   const backend = yield* Layer.build(Inventory.pipe(Layer.provideMerge(GrpcServer.layer(local))))
   const backendPort = Context.get(backend, GrpcServer.GrpcServer).port
   const front = yield* Layer.build(
-    Storefront.pipe(
+    Layer.mergeAll(Storefront, GrpcHealth.layer, GrpcReflection.layer([shopProto])).pipe(
       Layer.provide(GrpcClient.layerChannel(`127.0.0.1:${backendPort}`)),
       Layer.provideMerge(GrpcServer.layer(local))
     )
@@ -80,6 +84,28 @@ const program = Effect.gen(function*() {
 
   const listed = yield* Stream.runCollect(store.listItems({ limit: 2 }))
   yield* check("server stream", listed.map((i) => i.sku).join(",") === "apple,pear", listed.map((i) => i.sku).join(","))
+
+  const health = GrpcClient.makeWith(channel, GrpcHealth.HealthDefinition)
+  const serving = yield* health.check({ service: "shop.v1.Storefront" })
+  yield* check("health: the served service is SERVING", serving.status === GrpcHealth.ServingStatus.SERVING, String(serving.status))
+
+  const reflection = GrpcClient.makeWith(channel, ServerReflectionDefinition)
+  const [services, symbol] = yield* Stream.runCollect(reflection.serverReflectionInfo(Stream.make(
+    { host: "", listServices: "" },
+    { host: "", fileContainingSymbol: "shop.v1.Inventory" }
+  )))
+  const names = (services?.listServicesResponse?.service ?? []).map((s) => s.name).sort().join(",")
+  yield* check(
+    "reflection lists the served services",
+    names === "grpc.health.v1.Health,grpc.reflection.v1.ServerReflection,grpc.reflection.v1alpha.ServerReflection,shop.v1.Storefront",
+    names
+  )
+  const files = symbol?.fileDescriptorResponse?.fileDescriptorProto ?? []
+  yield* check(
+    "reflection resolves a symbol from the embedded descriptor",
+    files.length === 1 && Buffer.from(files[0]!).includes("shop/v1/shop.proto"),
+    `${files.length} files`
+  )
 
   // A client cancel interrupts the upstream handler, two hops away.
   const cancelProbe = yield* newProbe
