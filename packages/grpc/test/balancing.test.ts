@@ -128,6 +128,39 @@ describe("round_robin over several real servers", () => {
       assert.strictEqual(spread(fleet.arrivals, 3)[1], 0)
     }))
 
+  it.effect("a backend draining (graceful shutdown, as on SIGTERM) finishes its calls while new ones go to the others", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const fleet = yield* startFleet(
+        3,
+        (arrival) =>
+          arrival.message.startsWith("hold")
+            ? Effect.as(Deferred.await(release), { message: "held" })
+            : Effect.succeed({ message: `from ${arrival.backend}` }),
+        { gracePeriod: "20 seconds" }
+      )
+      const echo = yield* echoClient(fleet.target, retryUnavailable)
+      yield* warmUp(fleet, 3, echo.unaryEcho({ message: "warm-up" }))
+      fleet.arrivals.length = 0
+      const held = yield* Effect.forkChild(Effect.forEach([0, 1, 2], (i) => echo.unaryEcho({ message: `hold ${i}` }), {
+        concurrency: "unbounded"
+      }))
+      yield* fleet.awaitArrivals((all) => all.length === 3)
+      const draining = yield* Effect.forkChild(fleet.servers[1]!.shutdown)
+      // New calls during the drain: none reaches the draining backend (it sent GOAWAY;
+      // a stream that crossed it is refused and retried transparently by grpc-js).
+      for (let i = 0; i < 12; i++) yield* echo.unaryEcho({ message: `during ${i}` })
+      const during = fleet.arrivals.filter((a) => a.message.startsWith("during"))
+      assert.strictEqual(during.length, 12)
+      assert.isTrue(during.every((a) => a.backend !== 1))
+      assert.isUndefined(draining.pollUnsafe(), "the drain waits for the held call")
+      yield* Deferred.succeed(release, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(held), [{ message: "held" }, { message: "held" }, { message: "held" }])
+      yield* Fiber.join(draining)
+      // The held call on the draining backend finished there, on its first attempt.
+      assert.isTrue(fleet.arrivals.filter((a) => a.message.startsWith("hold")).every((a) => a.previousAttempts === 0))
+    }))
+
   it.effect("a caller's interrupt reaches exactly the backend serving that call", () =>
     Effect.gen(function*() {
       const { fleet, echo } = yield* hangingFleet

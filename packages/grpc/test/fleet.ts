@@ -28,7 +28,7 @@ export const echo: Behaviour = (arrival) => Effect.succeed({ message: `${arrival
 /** Hangs until interrupted. */
 export const hang: Behaviour = () => Effect.never
 
-export const startFleet = (size: number, behaviour: Behaviour = echo) =>
+export const startFleet = (size: number, behaviour: Behaviour = echo, options?: Partial<GrpcServer.Options>) =>
   Effect.gen(function*() {
     const arrivals: Array<Arrival> = []
     const listeners = new Set<() => void>()
@@ -60,7 +60,7 @@ export const startFleet = (size: number, behaviour: Behaviour = echo) =>
                   Exit.hasInterrupts(exit) ? Deferred.succeed(arrival.interrupted, undefined) : Effect.void
                 )
               )))
-        })
+        }, options)
         const proxy = yield* tcpProxy(server.port)
         return { server, proxy }
       }))
