@@ -38,6 +38,7 @@ import type * as GrpcMiddleware from "./GrpcMiddleware.js"
 import type { MethodCodec } from "./internal/client/codec.js"
 import { serverStreamingCall } from "./internal/client/serverStreamingCall.js"
 import { unaryCall } from "./internal/client/unaryCall.js"
+import { compile as compileServiceConfig, type WaitForReady } from "./internal/client/serviceConfig.js"
 import * as ServiceConfig from "./ServiceConfig.js"
 import { type MethodKind, type RequestOf, type ResponseOf, type ServiceDefinition, toGrpcJs } from "./ServiceDefinition.js"
 
@@ -114,7 +115,9 @@ export interface ChannelOptions {
   /**
    * Load balancing, per-method timeouts, retries and hedging (see
    * `ServiceConfig`). Checked when the channel is made; takes the place of
-   * a `grpc.service_config` channel option.
+   * a `grpc.service_config` channel option, and of a config published in DNS
+   * TXT records (their lookup is turned off unless
+   * `grpc.service_config_disable_resolution` is set in `channelOptions`).
    */
   readonly serviceConfig?: ServiceConfig.ServiceConfig | undefined
   /**
@@ -177,11 +180,15 @@ export function makeChannel(
       if (options?.compression !== undefined) {
         channelOptions["grpc.default_compression_algorithm"] = grpc.compressionAlgorithms[options.compression]
       }
-      let waitForReady: ServiceConfig.WaitForReady | undefined
+      let waitForReady: WaitForReady | undefined
       if (options?.serviceConfig !== undefined) {
-        const compiled = ServiceConfig.compile(options.serviceConfig, channelOptions["grpc-node.retry_max_attempts_limit"])
+        const compiled = compileServiceConfig(options.serviceConfig, channelOptions["grpc-node.retry_max_attempts_limit"])
         if ("problems" in compiled) return Effect.fail(new ServiceConfig.ServiceConfigError({ problems: compiled.problems }))
         channelOptions["grpc.service_config"] = compiled.json
+        // grpc-js treats this config as a default that a `grpc_config` DNS TXT
+        // record replaces, looking one up on every resolution of a DNS
+        // target; the config given here is meant to be the one in force.
+        channelOptions["grpc.service_config_disable_resolution"] ??= 1
         waitForReady = compiled.waitForReady
       }
       const credentials = options?.credentials ?? grpc.credentials.createInsecure()

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect } from "effect"
 import { GrpcClient, ServiceConfig } from "../src/index.js"
+import { compile } from "../src/internal/client/serviceConfig.js"
 
 const retry: ServiceConfig.RetryPolicy = {
   maxAttempts: 3,
@@ -33,7 +34,7 @@ describe("ServiceConfig: checked when the channel is made", () => {
       })
       assert.strictEqual(channel.target, "ipv4:127.0.0.1:1,127.0.0.1:2")
       assert.isTrue(channel.waitForReady?.("grpc.examples.echo.Echo", "UnaryEcho"))
-      const compiled = ServiceConfig.compile({
+      const compiled = compile({
         loadBalancing: "round_robin",
         methods: [{ names: ServiceConfig.methods(EchoDefinition, "unaryEcho"), timeout: "1500 millis", retry }]
       })
