@@ -1,7 +1,7 @@
 /**
  * A benchmark server in its own process, driven by the orchestrator over IPC.
  *
- *   serverProcess.ts --impl framework|raw --mode echo|cancel [--next <port>]
+ *   serverProcess.ts --impl framework|raw --mode echo|cancel [--next <port>] [--tracing]
  *
  * - `echo`: the benchmark Echo service (echo.ts).
  * - `cancel`: UnaryEcho sends headers, then waits forever (or, with `--next`,
@@ -10,10 +10,13 @@
  *   side uses `Effect.onInterrupt` and GrpcClient's automatic propagation; the
  *   raw side a hand-written `'cancelled'` listener that cancels the next hop.
  *
+ * `--tracing` (framework only) serves every call through GrpcTracing.server
+ * with Effect's default native tracer (no exporter): the tracing-on row.
+ *
  * IPC requests: `cpu` (process.cpuUsage, µs), `stats` (after GC: heap, RSS,
  * active handles, live handler fibers), `exit`.
  */
-import { GrpcClient, GrpcServer } from "@fiber-grpc/grpc"
+import { GrpcClient, GrpcServer, GrpcTracing } from "@fiber-grpc/grpc"
 import type { CallContext } from "@fiber-grpc/grpc"
 import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
 import * as grpc from "@grpc/grpc-js"
@@ -128,7 +131,12 @@ const runFramework = () => {
       .pipe(Layer.provide(clientLayer))
   void Effect.runPromise(program.pipe(
     Effect.provide(handlersLayer.pipe(
-      Layer.provideMerge(GrpcServer.layer({ host: "127.0.0.1", port: 0, gracePeriod: "1 second" }))
+      Layer.provideMerge(GrpcServer.layer({
+        host: "127.0.0.1",
+        port: 0,
+        gracePeriod: "1 second",
+        middleware: process.argv.includes("--tracing") ? [GrpcTracing.server] : []
+      }))
     ))
   ))
 }
