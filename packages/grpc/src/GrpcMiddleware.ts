@@ -64,7 +64,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { type Context, Effect, Stream } from "effect"
 import type { CallContext, CallContextShape } from "./CallContext.js"
 import type { CallOptions } from "./internal/client/callOptions.js"
-import { clientCode } from "./internal/callStatus.js"
+import { clientCode, splitAddress } from "./internal/callStatus.js"
 import type { GrpcError } from "./GrpcError.js"
 
 /**
@@ -209,14 +209,20 @@ export const provide = <I, S, R = never>(
 
 /**
  * A server middleware that adds the method (`rpc.method`, e.g.
- * `"grpc.examples.echo.Echo/UnaryEcho"`) and the peer (`client.address`) as
- * annotations to every log line of the handler and the fibers it forks.
+ * `"grpc.examples.echo.Echo/UnaryEcho"`) and the peer (`client.address` and
+ * `client.port`) as annotations to every log line of the handler and the
+ * fibers it forks.
  *
  * @since 0.1.0
  */
-export const annotateLogs: ServerMiddleware = make()((effect, call, method) =>
-  Effect.annotateLogs(effect, { "rpc.method": `${method.service}/${method.name}`, "client.address": call.peer })
-)
+export const annotateLogs: ServerMiddleware = make()((effect, call, method) => {
+  const peer = splitAddress(call.peer)
+  return Effect.annotateLogs(effect, {
+    "rpc.method": `${method.service}/${method.name}`,
+    "client.address": peer.host,
+    ...(peer.port === undefined ? {} : { "client.port": peer.port })
+  })
+})
 
 /**
  * What client middleware sees of a call, before and after it runs.

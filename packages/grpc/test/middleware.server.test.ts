@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Logger, References, Stream } from "effect"
 import { GrpcError, GrpcMiddleware, GrpcServer } from "../src/index.js"
 import { clientStreamingCall, collect, echoDefaults, rawClient, unaryCall } from "./helpers.js"
 
@@ -213,6 +213,25 @@ describe("GrpcMiddleware: server", () => {
       yield* collect(bidi)
       assert.deepStrictEqual(seen, [["unary", 1, 1], ["serverStreaming", 1, 3], ["clientStreaming", 4, 1], ["bidi", 2, 4]])
     }))
+
+  it.effect("annotateLogs: handler logs carry the method and the peer", () => {
+    const lines: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+    const capture = Logger.make((options) => {
+      lines.push({ message: options.message, annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) } })
+    })
+    return Effect.gen(function*() {
+      const client = yield* start(GrpcServer.serve(EchoDefinition, {
+        ...echoDefaults,
+        unaryEcho: (req) => Effect.as(Effect.log("handling"), req)
+      }, { middleware: [GrpcMiddleware.annotateLogs] }))
+      yield* unaryCall(client, { message: "u" })
+      const line = lines.find((l) => Array.isArray(l.message) && l.message[0] === "handling")
+      assert.isDefined(line)
+      assert.strictEqual(line!.annotations["rpc.method"], "grpc.examples.echo.Echo/UnaryEcho")
+      assert.strictEqual(line!.annotations["client.address"], "127.0.0.1")
+      assert.isNumber(line!.annotations["client.port"])
+    }).pipe(Effect.provide(Logger.layer([capture])))
+  })
 
   it("types: a handler that needs CurrentUser compiles into a runnable server only with a middleware that provides it", () => {
     const handlers = {
