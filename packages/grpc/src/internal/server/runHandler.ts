@@ -1,8 +1,9 @@
 /**
  * The one path from a grpc-js call to a fiber, shared by the four call kinds.
  *
- * 1. The handler's Effect is forked (synchronously, into the server's
- *    FiberSet) with `CallContext` provided.
+ * 1. The handler's Effect is wrapped in the method's middleware, if it has
+ *    any (`runtime.wrap`, see middleware.ts), and forked (synchronously, into
+ *    the server's FiberSet) with `CallContext` provided.
  * 2. While that fiber runs, the call's `'cancelled'` event interrupts it.
  *    grpc-js fires `'cancelled'` for a client cancel, an expired deadline and a
  *    dropped connection; the fiber's finalizers run and the fibers it forked
