@@ -34,8 +34,27 @@ export const ECHO_INITIAL_KEY = "x-grpc-test-echo-initial"
 export const ECHO_TRAILING_KEY = "x-grpc-test-echo-trailing-bin"
 
 /**
+ * The largest payload this server builds for one response: 1 MiB, three
+ * times the largest the interop cases ask for (314,159 bytes). A request
+ * decides how much the server allocates, so without a cap one request could
+ * make it allocate gigabytes (256 MiB and 2 GiB - 1 were tried).
+ */
+export const MAX_RESPONSE_SIZE = 1024 * 1024
+
+/**
+ * The most payload bytes one request may ask for across all its
+ * `response_parameters` (each response is built only when the previous one
+ * has been written, so this bounds the work, not the memory).
+ */
+export const MAX_RESPONSE_BYTES_PER_REQUEST = 16 * 1024 * 1024
+
+const tooLarge = (what: string, size: number, limit: number) =>
+  Effect.fail(GrpcError.make(GrpcError.Status.RESOURCE_EXHAUSTED, `${what} of ${size} bytes exceeds this server's limit of ${limit}`))
+
+/**
  * A payload of `size` zero bytes. Only COMPRESSABLE exists in the current
- * proto; anything else is `INVALID_ARGUMENT`, as the spec asks.
+ * proto; anything else is `INVALID_ARGUMENT`, as the spec asks. Sizes above
+ * `MAX_RESPONSE_SIZE` are `RESOURCE_EXHAUSTED`.
  */
 export const makePayload = (type: PayloadType, size: number): Effect.Effect<Payload, GrpcError.GrpcError> => {
   if (type !== PayloadType.COMPRESSABLE) {
@@ -44,6 +63,7 @@ export const makePayload = (type: PayloadType, size: number): Effect.Effect<Payl
   if (!Number.isInteger(size) || size < 0) {
     return Effect.fail(GrpcError.make(GrpcError.Status.INVALID_ARGUMENT, `invalid payload size: ${size}`))
   }
+  if (size > MAX_RESPONSE_SIZE) return tooLarge("a response payload", size, MAX_RESPONSE_SIZE)
   return Effect.succeed({ type, body: Buffer.alloc(size) })
 }
 
@@ -89,14 +109,19 @@ const sleepMicros = (us: number): Effect.Effect<void> =>
 const responsesFor = (
   type: PayloadType,
   parameters: ReadonlyArray<ResponseParameters>
-): Stream.Stream<StreamingOutputCallResponse, GrpcError.GrpcError> =>
-  Stream.flatMap(
+): Stream.Stream<StreamingOutputCallResponse, GrpcError.GrpcError> => {
+  const total = parameters.reduce((sum, p) => sum + p.size, 0)
+  if (total > MAX_RESPONSE_BYTES_PER_REQUEST) {
+    return Stream.fromEffect(tooLarge("the responses asked for", total, MAX_RESPONSE_BYTES_PER_REQUEST))
+  }
+  return Stream.flatMap(
     Stream.fromIterable(parameters),
     (p) =>
       Stream.fromEffect(
         Effect.andThen(sleepMicros(p.intervalUs), makePayload(type, p.size)).pipe(Effect.map((payload) => ({ payload })))
       )
   )
+}
 
 /** The responses to one request on FullDuplexCall / HalfDuplexCall. */
 const answer = (request: StreamingOutputCallRequest): Stream.Stream<StreamingOutputCallResponse, GrpcError.GrpcError> => {

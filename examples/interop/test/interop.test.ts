@@ -11,7 +11,7 @@ import { Deferred, Effect, Exit, Fiber } from "effect"
 import { parseFlags } from "../src/args.js"
 import { allCases, cases } from "../src/cases.js"
 import { parseClientArgs, runAll, targetOf } from "../src/client.js"
-import { serverCredentials } from "../src/server.js"
+import { MAX_RESPONSE_SIZE, serverCredentials } from "../src/server.js"
 import { rawServer, startServer } from "./helpers.js"
 
 const insecure = (port: number) => ({ address: `127.0.0.1:${port}`, credentials: grpc.credentials.createInsecure() })
@@ -100,8 +100,11 @@ interface Ended {
   readonly messages: ReadonlyArray<StreamingOutputCallResponse>
 }
 
-/** Follows a raw bidi call to its status. */
-const ended = (call: grpc.ClientDuplexStream<StreamingOutputCallRequest, StreamingOutputCallResponse>, onData?: () => void) =>
+/** Follows a raw server-streaming or bidi call to its status. */
+const ended = (
+  call: grpc.ClientReadableStream<StreamingOutputCallResponse> | grpc.ClientDuplexStream<StreamingOutputCallRequest, StreamingOutputCallResponse>,
+  onData?: () => void
+) =>
   Effect.callback<Ended>((resume) => {
     let headers: grpc.Metadata | undefined
     const messages: Array<StreamingOutputCallResponse> = []
@@ -198,6 +201,32 @@ describe("a plain grpc-js client against our server", () => {
       assert.strictEqual(bidi.messages.length, 1)
       assert.deepStrictEqual(bidi.headers?.get("x-grpc-test-echo-initial"), ["test_initial_metadata_value"])
       assert.deepStrictEqual(bidi.trailers.get("x-grpc-test-echo-trailing-bin"), [Buffer.from([0xab, 0xab, 0xab])])
+    }))
+
+  it.live("the response sizes a request may ask for are capped: 256 MiB and 2 GiB - 1 get RESOURCE_EXHAUSTED without being built", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const client = yield* rawClient(server.port)
+      const rssBefore = process.memoryUsage().rss
+      const unary = (responseSize: number) =>
+        Effect.callback<grpc.StatusObject>((resume) => {
+          const call = client.unaryCall(SimpleRequest.fromPartial({ responseType: 0, responseSize }), () => {})
+          call.on("status", (s) => resume(Effect.succeed(s)))
+        })
+      for (const size of [256 * 1024 * 1024, 2 ** 31 - 1]) {
+        const status = yield* unary(size)
+        assert.strictEqual(status.code, grpc.status.RESOURCE_EXHAUSTED)
+        assert.include(status.details, `${size} bytes exceeds this server's limit of ${MAX_RESPONSE_SIZE}`)
+      }
+      const call = client.streamingOutputCall(
+        StreamingOutputCallRequest.fromPartial({ responseParameters: Array.from({ length: 20 }, () => ({ size: MAX_RESPONSE_SIZE })) })
+      )
+      const streamed = yield* ended(call)
+      assert.strictEqual(streamed.code, grpc.status.RESOURCE_EXHAUSTED)
+      assert.strictEqual(streamed.messages.length, 0)
+      // Nothing near the sizes asked for was allocated (the server runs in this process).
+      assert.isBelow(process.memoryUsage().rss - rssBefore, 128 * 1024 * 1024)
+      assert.strictEqual((yield* unary(MAX_RESPONSE_SIZE)).code, grpc.status.OK)
     }))
 
   it.live("status code and message, including whitespace and non-BMP Unicode", () =>

@@ -51,6 +51,7 @@ import { handleServerStreamingCall } from "./internal/server/handleServerStreami
 import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
 import type * as GrpcMiddleware from "./GrpcMiddleware.js"
 import { applyMiddleware } from "./internal/server/middleware.js"
+import * as Guards from "./internal/server/guards.js"
 import type { HandlerRuntime } from "./internal/server/runHandler.js"
 import { type HandlersContext, type NoScope, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
 
@@ -69,10 +70,42 @@ export interface Options {
    * handlers (their clients then see `UNAVAILABLE`). Wall-clock time. Default 10 seconds.
    */
   readonly gracePeriod?: Duration.Input | undefined
-  /** Largest request message accepted; larger ones get `RESOURCE_EXHAUSTED`. grpc-js default: 4 MiB. */
+  /** Largest request message accepted; larger ones get `RESOURCE_EXHAUSTED`. Default 4 MiB (grpc-js's). */
   readonly maxReceiveMessageLength?: number | undefined
-  /** Largest response message sent; larger ones fail the call with `RESOURCE_EXHAUSTED`. */
+  /**
+   * Largest response message sent; a larger one fails the call with
+   * `RESOURCE_EXHAUSTED`. Default 4 MiB (grpc-js alone has no limit); `-1`
+   * for none.
+   */
   readonly maxSendMessageLength?: number | undefined
+  /**
+   * Calls (HTTP/2 streams) one connection may have open at once, advertised
+   * as `SETTINGS_MAX_CONCURRENT_STREAMS`; a client queues calls beyond it,
+   * and streams a peer opens past it are refused. Default 1000 (grpc-js
+   * alone has no limit).
+   */
+  readonly maxConcurrentStreams?: number | undefined
+  /**
+   * Largest request metadata, in bytes as HTTP/2 counts a header list (each
+   * name and value plus 32 per entry), advertised as
+   * `SETTINGS_MAX_HEADER_LIST_SIZE`. A request with more is reset (the
+   * client sees `INTERNAL` or `RESOURCE_EXHAUSTED`, by client). Default
+   * 16 KiB, gRPC core's (Node alone: 64 KiB).
+   */
+  readonly maxMetadataSize?: number | undefined
+  /**
+   * Ping abuse (as gRPC core and grpc-go enforce it; grpc-js does not): a
+   * PING sooner than this after the previous one, with no data sent by the
+   * server in between, is a strike. Clients' keepalive intervals must be at
+   * least this long. Default 5 seconds.
+   */
+  readonly minPingInterval?: Duration.Input | undefined
+  /**
+   * Strikes (see `minPingInterval`) allowed before the connection is closed
+   * with a GOAWAY `ENHANCE_YOUR_CALM` "too_many_pings". Default 2; `Infinity`
+   * turns the enforcement off.
+   */
+  readonly maxPingStrikes?: number | undefined
   /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
   readonly serverOptions?: grpc.ServerOptions | undefined
   /**
@@ -197,8 +230,26 @@ export class GrpcServer extends Context.Service<GrpcServer, {
 }>()("@fiber-grpc/grpc/GrpcServer") {}
 
 /**
+ * The defaults of the limits in `Options`.
+ *
+ * @since 0.1.0
+ */
+export const defaults = {
+  maxSendMessageLength: 4 * 1024 * 1024,
+  maxConcurrentStreams: 1000,
+  maxMetadataSize: 16 * 1024,
+  minPingInterval: Duration.seconds(5),
+  maxPingStrikes: 2
+} as const
+
+// Shutdown's last step: interrupt what is left and flush its statuses.
+const forceMillis = 1000
+
+/**
  * Binds a server in the current Scope. Closing the Scope shuts it down
- * gracefully, and always returns within about the grace period plus two seconds.
+ * gracefully, and returns within the grace period plus one second, also when
+ * peers have stopped reading and many streams are in flight (a process run
+ * with `runMain` has exited by then, give or take process teardown).
  *
  * @since 0.1.0
  */
@@ -208,10 +259,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const connection = connectionOptions(options)
   const server = new grpc.Server({
     ...connection.defaults,
+    "grpc.max_send_message_length": defaults.maxSendMessageLength,
+    "grpc.max_concurrent_streams": defaults.maxConcurrentStreams,
     ...options.serverOptions,
     ...connection.explicit,
     ...(options.maxReceiveMessageLength === undefined ? {} : { "grpc.max_receive_message_length": options.maxReceiveMessageLength }),
-    ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength })
+    ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength }),
+    ...(options.maxConcurrentStreams === undefined ? {} : { "grpc.max_concurrent_streams": options.maxConcurrentStreams })
   })
   const fibers = yield* FiberSet.make<unknown, GrpcError>()
   let forcing = false
@@ -229,6 +283,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     // Interrupted while binding: release whatever got bound.
     return Effect.sync(() => server.forceShutdown())
   })
+  const guarded = Guards.install(server, {
+    maxMetadataSize: options.maxMetadataSize ?? defaults.maxMetadataSize,
+    minPingIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.minPingInterval ?? defaults.minPingInterval)),
+    maxPingStrikes: options.maxPingStrikes ?? defaults.maxPingStrikes
+  })
+  if (!guarded) {
+    server.forceShutdown()
+    return yield* new GrpcServerError({ message: "this @grpc/grpc-js version is not supported: its HTTP/2 servers cannot be found" })
+  }
 
   // Uninterruptible, so that a caller giving up (e.g. with a timeout) cannot
   // leave the cached shutdown half done for the next caller to start over.
@@ -244,12 +307,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     server.tryShutdown(() => Deferred.doneUnsafe(drained, Exit.void))
     const left = Math.max(0, gracePeriod - (Date.now() - started))
     if (yield* finishesWithin(Deferred.await(drained), left)) return
-    // 2. Interrupt the handlers still running; each answers UNAVAILABLE.
+    // 2. Interrupt the handlers still running (each answers UNAVAILABLE) and
+    //    give those statuses one second, in all, to be flushed; then close
+    //    every connection, whatever is left. The drain never completes while
+    //    a peer that stopped reading holds a stream open, so this second is
+    //    a bound, not a wait for something that must happen.
     forcing = true
-    yield* finishesWithin(FiberSet.clear(fibers), 1000)
-    // 3. Give those statuses a moment to be flushed, then close every
-    //    connection, whatever is left.
-    yield* finishesWithin(Deferred.await(drained), 1000)
+    yield* finishesWithin(Effect.andThen(FiberSet.clear(fibers), Deferred.await(drained)), forceMillis)
     server.forceShutdown()
   })))
   yield* Effect.addFinalizer(() => shutdown)

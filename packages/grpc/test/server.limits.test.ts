@@ -1,0 +1,205 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+
+import { Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import * as http2 from "node:http2"
+import { GrpcError, GrpcServer } from "../src/index.js"
+import { MALFORMED_TIMEOUT } from "../src/internal/server/guards.js"
+import { connect, echoFrame, rawCall, stallingProxy } from "./h2.js"
+import { rawServer, startEcho, unaryCall } from "./helpers.js"
+
+/** A unary handler that answers FAILED_PRECONDITION with what it saw of its deadline. */
+const reportDeadline = (_req: unknown, ctx: { readonly deadline: Option.Option<Date> }) =>
+  Effect.fail(GrpcError.make(
+    GrpcError.Status.FAILED_PRECONDITION,
+    Option.match(ctx.deadline, { onNone: () => "none", onSome: (d) => String(d.getTime() - Date.now()) })
+  ))
+
+const goaway = (session: http2.ClientHttp2Session) =>
+  Effect.callback<{ code: number; data: string }>((resume) => {
+    session.once("goaway", (code, _last, data) => resume(Effect.succeed({ code, data: data?.toString() ?? "" })))
+  })
+
+const ping = (session: http2.ClientHttp2Session) =>
+  Effect.callback<boolean>((resume) => {
+    if (!session.ping((error) => resume(Effect.succeed(error === null)))) resume(Effect.succeed(false))
+  })
+
+describe("GrpcServer: limits on what a peer can make the server do", () => {
+  it.effect("a malformed grpc-timeout ends the call with INTERNAL at once, whatever grpc-js would make of it", () =>
+    Effect.gen(function*() {
+      // The client stream is never half-closed: only the deadline can end it.
+      const { server } = yield* startEcho({ clientStreamingEcho: (requests) => Effect.as(Stream.runDrain(requests), { message: "" }) })
+      const session = yield* connect(server.port)
+      const malformed = ["-1S", "1.5S", "123456789S", "1 S", "1S junk", "junk 1S", "S", "1X", "1h", "1S,2S", "9".repeat(40) + "S"]
+      const seen = yield* Effect.forEach(
+        malformed,
+        (value) => rawCall(session, "ClientStreamingEcho", { "grpc-timeout": value }, { halfClose: false }),
+        { concurrency: "unbounded" }
+      )
+      for (const [i, outcome] of seen.entries()) {
+        assert.strictEqual(outcome.status, grpc.status.INTERNAL, malformed[i])
+        assert.strictEqual(outcome.message, `Invalid grpc-timeout value "${MALFORMED_TIMEOUT}"`, malformed[i])
+      }
+      // A valid short one still ends the call with DEADLINE_EXCEEDED.
+      const short = yield* rawCall(session, "ClientStreamingEcho", { "grpc-timeout": "20m" }, { halfClose: false })
+      assert.strictEqual(short.status, grpc.status.DEADLINE_EXCEEDED)
+    }))
+
+  it.effect("a valid grpc-timeout longer than any Node timer means no deadline; shorter ones are kept", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({ unaryEcho: reportDeadline })
+      const session = yield* connect(server.port)
+      const deadlineOf = (value: string) =>
+        Effect.map(rawCall(session, "UnaryEcho", { "grpc-timeout": value }), (o) => {
+          assert.strictEqual(o.status, grpc.status.FAILED_PRECONDITION, value)
+          return o.message
+        })
+      // 99999999M would be a timer of -69,372,512 ms once grpc-js truncates it to 32 bits.
+      assert.strictEqual(yield* deadlineOf("99999999M"), "none")
+      assert.strictEqual(yield* deadlineOf("99999999H"), "none")
+      assert.strictEqual(yield* deadlineOf("99999999S"), "none")
+      const day = Number(yield* deadlineOf("24H"))
+      assert.isAbove(day, 86_400_000 - 60_000)
+      assert.isAtMost(day, 86_400_000)
+      const ms = Number(yield* deadlineOf("99999999m"))
+      assert.isAbove(ms, 99_999_999 - 60_000)
+    }))
+
+  it.effect("pinned: plain grpc-js reads grpc-timeout loosely (unanchored, truncated to 32 bits)", () =>
+    Effect.gen(function*() {
+      const { port } = yield* rawServer({
+        unaryEcho: (call, callback) => {
+          const deadline = call.getDeadline()
+          callback({ code: grpc.status.FAILED_PRECONDITION, details: String(Number(deadline) - Date.now()) })
+        },
+        // Never answers: only grpc-js's deadline timer can end it.
+        clientStreamingEcho: (call) => call.on("data", () => {})
+      })
+      const session = yield* connect(port)
+      // Nine digits are not a valid timeout; grpc-js reads the last eight,
+      // and truncates 23,456,789,000 ms to 32 bits.
+      const overLong = yield* rawCall(session, "UnaryEcho", { "grpc-timeout": "123456789S" })
+      assert.strictEqual(overLong.status, grpc.status.FAILED_PRECONDITION)
+      assert.isAbove(Number(overLong.message), (23_456_789_000 | 0) - 60_000)
+      assert.isAtMost(Number(overLong.message), 23_456_789_000 | 0)
+      // A negative timeout is read as positive.
+      const negative = yield* rawCall(session, "UnaryEcho", { "grpc-timeout": "-30S" })
+      assert.isAbove(Number(negative.message), 29_000)
+      // A valid timeout of 190 years wraps to a negative timer: DEADLINE_EXCEEDED at once.
+      const wrapped = yield* rawCall(session, "ClientStreamingEcho", { "grpc-timeout": "99999999M" }, { halfClose: false })
+      assert.strictEqual(wrapped.status, grpc.status.DEADLINE_EXCEEDED)
+    }))
+
+  it.effect("responses are limited to 4 MiB by default; larger ones fail with RESOURCE_EXHAUSTED", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startEcho({
+        unaryEcho: (req) => Effect.succeed({ message: "x".repeat(Number(req.message)) })
+      })
+      const small = yield* unaryCall(client, { message: String(1024 * 1024) })
+      assert.strictEqual(small.code, grpc.status.OK)
+      const large = yield* unaryCall(client, { message: String(GrpcServer.defaults.maxSendMessageLength + 1) })
+      assert.strictEqual(large.code, grpc.status.RESOURCE_EXHAUSTED)
+    }))
+
+  it.effect("advertises the stream and metadata limits in its SETTINGS; options override them", () =>
+    Effect.gen(function*() {
+      const byDefault = yield* startEcho({})
+      const settings = (yield* connect(byDefault.server.port)).remoteSettings
+      assert.strictEqual(settings.maxConcurrentStreams, GrpcServer.defaults.maxConcurrentStreams)
+      assert.strictEqual(settings.maxHeaderListSize, GrpcServer.defaults.maxMetadataSize)
+      const custom = yield* startEcho({}, { maxConcurrentStreams: 7, maxMetadataSize: 4096 })
+      const customSettings = (yield* connect(custom.server.port)).remoteSettings
+      assert.strictEqual(customSettings.maxConcurrentStreams, 7)
+      assert.strictEqual(customSettings.maxHeaderListSize, 4096)
+    }))
+
+  it.effect("metadata over the limit is refused; the server keeps serving", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startEcho({ unaryEcho: Effect.succeed })
+      const withMetadata = (bytes: number) => {
+        const metadata = new grpc.Metadata()
+        metadata.set("x-filler", "x".repeat(bytes))
+        return unaryCall(client, { message: "m" }, { metadata })
+      }
+      assert.strictEqual((yield* withMetadata(8 * 1024)).code, grpc.status.OK)
+      const refused = yield* withMetadata(20 * 1024)
+      assert.notStrictEqual(refused.code, grpc.status.OK)
+      assert.strictEqual((yield* unaryCall(client, { message: "after" })).code, grpc.status.OK)
+    }))
+
+  it.effect("a PING flood gets GOAWAY ENHANCE_YOUR_CALM too_many_pings; other connections keep working", () =>
+    Effect.gen(function*() {
+      const { server, client } = yield* startEcho({ unaryEcho: Effect.succeed })
+      const session = yield* connect(server.port)
+      const away = yield* Effect.forkChild(goaway(session), { startImmediately: true })
+      for (let i = 0; i < 10; i++) session.ping(() => {})
+      const seen = yield* Fiber.join(away)
+      assert.strictEqual(seen.code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
+      assert.strictEqual(seen.data, "too_many_pings")
+      assert.strictEqual((yield* unaryCall(client, { message: "still serving" })).code, grpc.status.OK)
+    }))
+
+  it.effect("pings within the strikes allowed are answered; maxPingStrikes Infinity turns enforcement off", () =>
+    Effect.gen(function*() {
+      const strict = yield* startEcho({})
+      const session = yield* connect(strict.server.port)
+      // The first ping is never a strike; two more are allowed.
+      for (let i = 0; i < 3; i++) assert.isTrue(yield* ping(session))
+      const off = yield* startEcho({}, { maxPingStrikes: Infinity })
+      const relaxed = yield* connect(off.server.port)
+      const acked = yield* Effect.forEach(Array.from({ length: 50 }), () => ping(relaxed), { concurrency: 5 })
+      assert.isTrue(acked.every((ok) => ok))
+    }))
+
+  it.effect("pinned: plain grpc-js answers any number of PINGs", () =>
+    Effect.gen(function*() {
+      const { port } = yield* rawServer({})
+      const session = yield* connect(port)
+      const acked = yield* Effect.forEach(Array.from({ length: 50 }), () => ping(session), { concurrency: 5 })
+      assert.isTrue(acked.every((ok) => ok))
+    }))
+
+  // Wall-clock bounds on purpose (shutdown's bound is wall-clock), with
+  // 700 ms of slack for a loaded machine (the old bound, grace + 2 s, fails it).
+  it.live("shutdown returns within the grace period + 1 s with 40 streams to peers that stopped reading", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const kilobyte = { message: "x".repeat(1024) }
+      const { server } = yield* startEcho(
+        { serverStreamingEcho: () => Stream.forever(Stream.make(kilobyte)) },
+        { gracePeriod: "300 millis" }
+      ).pipe(Scope.provide(scope))
+      const proxy = yield* stallingProxy(server.port)
+      const streams = 40
+      const sessions = yield* Effect.forEach(Array.from({ length: 4 }), () =>
+        connect(proxy.port, { settings: { initialWindowSize: 2 ** 31 - 1 } }))
+      const flowing = yield* Deferred.make<void>()
+      let started = 0
+      for (let i = 0; i < streams; i++) {
+        const session = sessions[i % sessions.length]!
+        session.setLocalWindowSize(2 ** 31 - 1)
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho",
+          "content-type": "application/grpc",
+          te: "trailers"
+        })
+        stream.on("error", () => {})
+        stream.once("data", () => {
+          if (++started === streams) Deferred.doneUnsafe(flowing, Exit.void)
+        })
+        stream.end(echoFrame("go"))
+      }
+      yield* Deferred.await(flowing)
+      proxy.stall()
+      assert.strictEqual(yield* server.activeCalls, streams)
+
+      const start = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      const took = Date.now() - start
+      assert.isAtLeast(took, 300)
+      assert.isBelow(took, 300 + 1000 + 700)
+      assert.strictEqual(yield* server.activeCalls, 0)
+    }))
+})

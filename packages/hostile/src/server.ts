@@ -1,0 +1,127 @@
+/**
+ * The server under attack, in its own process:
+ *
+ *   server.ts --impl framework|raw [--port <p>]
+ *
+ * Both implementations serve the Echo service with the contract of
+ * `pnpm bench:server` (UnaryEcho echoes; ServerStreamingEcho with message "N"
+ * sends N 64-byte responses as fast as flow control allows; ClientStreamingEcho
+ * returns the last message; BidirectionalStreamingEcho echoes each message),
+ * plus one defect: a UnaryEcho whose message is "defect" throws in the handler.
+ * `framework` is GrpcServer with its default options (what a user gets);
+ * `raw` is a plain @grpc/grpc-js server with grpc-js's defaults. Prints
+ * `listening on <port>` once bound.
+ */
+import { GrpcServer } from "@fiber-grpc/grpc"
+import type { CallContext } from "@fiber-grpc/grpc"
+import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
+import {
+  EchoDefinition,
+  type EchoRequest,
+  type EchoResponse,
+  type EchoServer,
+  EchoService
+} from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import * as grpc from "@grpc/grpc-js"
+import { Effect, Layer, Stream } from "effect"
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
+const streamed: EchoResponse = { message: "x".repeat(64) }
+
+const countOf = (message: string): number => {
+  const n = Number(message)
+  return Number.isInteger(n) && n > 0 ? n : 0
+}
+
+const defect = (message: string): void => {
+  if (message === "defect") throw new Error("handler defect (hostile suite)")
+}
+
+export const frameworkEcho: ServiceHandlers<typeof EchoDefinition, CallContext.CallContext> = {
+  unaryEcho: (request) =>
+    Effect.sync(() => {
+      defect(request.message)
+      return { message: request.message }
+    }),
+  serverStreamingEcho: (request) => {
+    const n = countOf(request.message)
+    return n === 0 ? Stream.empty : Stream.map(Stream.range(1, n), () => streamed)
+  },
+  clientStreamingEcho: (requests) =>
+    Effect.map(Stream.runFold(requests, () => "", (_, r) => r.message), (message) => ({ message })),
+  bidirectionalStreamingEcho: (requests) => Stream.map(requests, (r) => ({ message: r.message }))
+}
+
+export const rawEcho: EchoServer = {
+  unaryEcho: (call, callback) => {
+    defect(call.request.message)
+    callback(null, { message: call.request.message })
+  },
+  serverStreamingEcho: (call) => {
+    const n = countOf(call.request.message)
+    let sent = 0
+    let stopped = false
+    call.on("cancelled", () => {
+      stopped = true
+    })
+    const pump = () => {
+      while (!stopped && sent < n) {
+        sent++
+        if (!call.write(streamed)) {
+          call.once("drain", pump)
+          return
+        }
+      }
+      if (!stopped) call.end()
+    }
+    pump()
+  },
+  clientStreamingEcho: (call, callback) => {
+    let last: EchoRequest | undefined
+    call.on("data", (m: EchoRequest) => {
+      last = m
+    })
+    call.on("end", () => callback(null, { message: last?.message ?? "" }))
+    call.on("error", () => {})
+  },
+  bidirectionalStreamingEcho: (call) => {
+    call.on("data", (m: EchoRequest) => {
+      if (!call.write({ message: m.message })) {
+        call.pause()
+        call.once("drain", () => call.resume())
+      }
+    })
+    call.on("end", () => call.end())
+    call.on("error", () => {})
+  }
+}
+
+const port = Number(arg("port") ?? "0")
+if (arg("impl") === "raw") {
+  const server = new grpc.Server()
+  server.addService(EchoService, rawEcho)
+  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+    if (error) throw error
+    console.log(`listening on ${bound}`)
+  })
+  // The same bound as the framework's server: a one-second grace period,
+  // then every connection is closed.
+  const stop = () => {
+    server.tryShutdown(() => process.exit(0))
+    setTimeout(() => {
+      server.forceShutdown()
+      process.exit(0)
+    }, 1000).unref()
+  }
+  process.once("SIGTERM", stop)
+  process.once("SIGINT", stop)
+} else {
+  Layer.mergeAll(GrpcServer.serve(EchoDefinition, frameworkEcho), GrpcServer.layerAnnounce).pipe(
+    Layer.provide(GrpcServer.layer({ host: "127.0.0.1", port, gracePeriod: "1 second" })),
+    GrpcServer.runMain
+  )
+}
