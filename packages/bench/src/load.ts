@@ -1,19 +1,23 @@
 /**
  * The load generator, in its own process. The same code drives every server;
- * `--client raw|framework` picks the client under test (raw grpc-js, or
- * GrpcClient on top of the same grpc-js).
+ * `--client` picks the client under test: GrpcClient (`framework`), plain
+ * grpc-js with ts-proto's codecs (`raw`) or with @grpc/proto-loader's
+ * (`protoloader`), or nice-grpc on the same ts-proto definitions (`nice`).
  *
- *   load.ts --client raw|framework --target <port>
+ *   load.ts --client framework|raw|protoloader|nice --target <port>
  *
  * The orchestrator sends one task at a time over IPC. A timed task warms up,
- * asks the orchestrator for a `mark` (which snapshots the server's CPU), runs
- * the measured window, marks again and replies with what it counted, its
- * latencies and its own CPU time.
+ * asks the orchestrator for a `mark`, runs the measured window, marks again
+ * and replies with what it counted, its latencies and its own CPU time.
+ * Streams count each message as it is received (server-streaming, bidi) or
+ * each call's messages when it completes (client-streaming).
  */
 import { GrpcClient } from "@fiber-grpc/grpc"
 import * as grpc from "@grpc/grpc-js"
 import { EchoClient, EchoDefinition, type EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Effect, Scope, Stream } from "effect"
+import { createChannel, createClient } from "nice-grpc"
+import { protoLoaderEcho } from "./echo.js"
 import { connect, nowMicros, parentEndpoint, type Peer } from "./ipc.js"
 
 const arg = (name: string): string | undefined => {
@@ -65,40 +69,46 @@ const record = (n: number, startedAt?: number) => {
   counted += n
   if (startedAt !== undefined) latencies.push(performance.now() * 1000 - startedAt)
 }
+const recordOne = () => {
+  if (phase === "measure") counted++
+}
 
 const requestOf = (payload: number): EchoRequest => ({ message: "x".repeat(payload) })
 const small: EchoRequest = requestOf(64)
+const requestFor = (scenario: Scenario): EchoRequest =>
+  scenario.kind === "unary" ? requestOf(scenario.payload) : scenario.kind === "serverStreaming"
+  ? { message: String(scenario.messages) }
+  : small
 
-// ----------------------------------------------------------- raw grpc-js client
-const raw = new EchoClient(target, grpc.credentials.createInsecure(), { "grpc.per_rpc_retry_buffer_size": 64 * 1024 })
+const channelOptions = { "grpc.per_rpc_retry_buffer_size": 64 * 1024 }
 
-const rawOnce = (scenario: Scenario, request: EchoRequest): Promise<void> =>
+// ----------------------------------------------- raw grpc-js (either codec)
+/** The raw client used by the soak and the cancellation tasks, and by `--client raw`. */
+const raw = new EchoClient(target, grpc.credentials.createInsecure(), channelOptions)
+
+const rawOnce = (client: EchoClient, scenario: Scenario, request: EchoRequest): Promise<void> =>
   new Promise<void>((resolve) => {
     switch (scenario.kind) {
       case "unary": {
         const t = performance.now() * 1000
-        raw.unaryEcho(request, () => {
+        client.unaryEcho(request, () => {
           record(1, t)
           resolve()
         })
         return
       }
       case "serverStreaming": {
-        const call = raw.serverStreamingEcho({ message: String(scenario.messages) })
-        let n = 0
-        call.on("data", () => n++)
+        const call = client.serverStreamingEcho(request)
+        call.on("data", recordOne)
         call.on("error", () => {})
-        call.on("end", () => {
-          record(n)
-          resolve()
-        })
+        call.on("end", () => resolve())
         return
       }
       case "clientStreaming":
       case "bidi": {
         const call = scenario.kind === "bidi"
-          ? raw.bidirectionalStreamingEcho()
-          : raw.clientStreamingEcho(() => {
+          ? client.bidirectionalStreamingEcho()
+          : client.clientStreamingEcho(() => {
             record(scenario.messages)
             resolve()
           })
@@ -112,12 +122,8 @@ const rawOnce = (scenario: Scenario, request: EchoRequest): Promise<void> =>
         }
         call.on("error", () => {})
         if (scenario.kind === "bidi") {
-          let n = 0
-          call.on("data", () => n++)
-          call.on("end", () => {
-            record(n)
-            resolve()
-          })
+          call.on("data", recordOne)
+          call.on("end", () => resolve())
         }
         pump()
         return
@@ -125,41 +131,75 @@ const rawOnce = (scenario: Scenario, request: EchoRequest): Promise<void> =>
     }
   })
 
-const rawWorker = async (scenario: Scenario) => {
-  const request = scenario.kind === "unary" ? requestOf(scenario.payload) : small
-  while (phase !== "stop") await rawOnce(scenario, request)
+const rawWorker = (client: EchoClient) => async (scenario: Scenario) => {
+  const request = requestFor(scenario)
+  while (phase !== "stop") await rawOnce(client, scenario, request)
+}
+
+// ---------------------------------------------------------------- nice-grpc
+const niceWorker = () => {
+  const client = createClient(EchoDefinition, createChannel(target, grpc.credentials.createInsecure(), channelOptions))
+  async function* requests(n: number) {
+    for (let i = 0; i < n; i++) yield small
+  }
+  return async (scenario: Scenario) => {
+    const request = requestFor(scenario)
+    while (phase !== "stop") {
+      switch (scenario.kind) {
+        case "unary": {
+          const t = performance.now() * 1000
+          await client.unaryEcho(request)
+          record(1, t)
+          break
+        }
+        case "serverStreaming":
+          for await (const _ of client.serverStreamingEcho(request)) recordOne()
+          break
+        case "clientStreaming":
+          await client.clientStreamingEcho(requests(scenario.messages))
+          record(scenario.messages)
+          break
+        case "bidi":
+          for await (const _ of client.bidirectionalStreamingEcho(requests(scenario.messages))) recordOne()
+          break
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------- framework client
-const channel = clientKind === "framework" ? makeFrameworkClient() : undefined
-
-function makeFrameworkClient() {
+const frameworkWorker = () => {
   // The channel lives as long as this process: its Scope is never closed.
-  const channel = Effect.runSync(GrpcClient.makeChannel(target).pipe(Effect.provideService(Scope.Scope, Scope.makeUnsafe())))
-  return GrpcClient.makeWith(channel, EchoDefinition)
+  const channel = Effect.runSync(
+    GrpcClient.makeChannel(target).pipe(Effect.provideService(Scope.Scope, Scope.makeUnsafe()))
+  )
+  const client = GrpcClient.makeWith(channel, EchoDefinition)
+  return (scenario: Scenario): Promise<void> => {
+    const request = requestFor(scenario)
+    const requests = scenario.kind === "clientStreaming" || scenario.kind === "bidi"
+      ? Stream.map(Stream.range(1, scenario.messages), () => small)
+      : Stream.empty
+    const once: Effect.Effect<void, unknown> = scenario.kind === "unary"
+      ? Effect.suspend(() => {
+        const t = performance.now() * 1000
+        return Effect.map(client.unaryEcho(request), () => record(1, t))
+      })
+      : scenario.kind === "serverStreaming"
+      ? Stream.runForEach(client.serverStreamingEcho(request), () => Effect.sync(recordOne))
+      : scenario.kind === "clientStreaming"
+      ? Effect.map(client.clientStreamingEcho(requests), () => record(scenario.messages))
+      : Stream.runForEach(client.bidirectionalStreamingEcho(requests), () => Effect.sync(recordOne))
+    return Effect.runPromise(Effect.whileLoop({ while: () => phase !== "stop", body: () => once, step: () => {} }))
+  }
 }
 
-const frameworkWorker = (scenario: Scenario): Effect.Effect<void, unknown> => {
-  const client = channel!
-  const request = scenario.kind === "unary" ? requestOf(scenario.payload) : small
-  const requests = scenario.kind === "unary" || scenario.kind === "serverStreaming"
-    ? Stream.empty
-    : Stream.map(Stream.range(1, scenario.messages), () => small)
-  const once: Effect.Effect<void, unknown> = scenario.kind === "unary"
-    ? Effect.suspend(() => {
-      const t = performance.now() * 1000
-      return Effect.map(client.unaryEcho(request), () => record(1, t))
-    })
-    : scenario.kind === "serverStreaming"
-    ? Effect.map(
-      Stream.runFold(client.serverStreamingEcho({ message: String(scenario.messages) }), () => 0, (n) => n + 1),
-      (n) => record(n)
-    )
-    : scenario.kind === "clientStreaming"
-    ? Effect.map(client.clientStreamingEcho(requests), () => record(scenario.messages))
-    : Effect.map(Stream.runFold(client.bidirectionalStreamingEcho(requests), () => 0, (n) => n + 1), (n) => record(n))
-  return Effect.whileLoop({ while: () => phase !== "stop", body: () => once, step: () => {} })
-}
+const worker: (scenario: Scenario) => Promise<void> = clientKind === "framework"
+  ? frameworkWorker()
+  : clientKind === "nice"
+  ? niceWorker()
+  : clientKind === "protoloader"
+  ? rawWorker(new (protoLoaderEcho())(target, grpc.credentials.createInsecure(), channelOptions))
+  : rawWorker(raw)
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const cpu = () => {
@@ -172,11 +212,7 @@ const timed = async (peer: Peer, task: Extract<Task, { task: "timed" }>): Promis
   counted = 0
   latencies = []
   const workers: Array<Promise<unknown>> = []
-  for (let i = 0; i < task.scenario.concurrency; i++) {
-    workers.push(
-      clientKind === "framework" ? Effect.runPromise(frameworkWorker(task.scenario)) : rawWorker(task.scenario)
-    )
-  }
+  for (let i = 0; i < task.scenario.concurrency; i++) workers.push(worker(task.scenario))
   await sleep(task.warmupMs)
   await peer.request("mark")
   const cpu0 = cpu()

@@ -1,10 +1,20 @@
 /**
- * `pnpm bench [--quick]`: the framework against raw grpc-js, side by side.
+ * `pnpm bench [--quick]`: the framework against what grpc-js users run, in
+ * one run: plain grpc-js with @grpc/proto-loader (the baseline every ratio is
+ * taken against), plain grpc-js with ts-proto's codecs, and nice-grpc on the
+ * same ts-proto definitions. Writes BENCHMARKS.md at the repository root
+ * (a `--quick` run only prints).
  *
- * Every measured process (servers and load generators) is started fresh for
- * each side of each round, on the same Node as this one. Sides run in an
- * alternating order across rounds, and a second raw side ("control") gives
- * the noise floor. Writes BENCHMARKS.md at the repository root.
+ * - Server CPU is taken server-bound: h2load (nghttp2, written in C) posts
+ *   pre-encoded gRPC requests, so the server process, not the load
+ *   generator, is the bottleneck. For the streaming kinds one request carries
+ *   (or asks for) 1000 messages.
+ * - Client CPU: each client drives the same plain grpc-js server.
+ * - Every side's process stays up for the whole section and is warmed up
+ *   first; each round runs every side once, in an order that rotates and
+ *   reverses from round to round, so neighbouring windows are compared. A
+ *   second proto-loader side (`control`) measures the noise floor. Ratios are
+ *   per round, against the proto-loader side of the same round.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -12,6 +22,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import type { CodecRow } from "./codec.js"
 import { childEndpoint, connect, type Peer } from "./ipc.js"
 import type { CancelResult, Scenario, SoakResult, Task, TimedResult } from "./load.js"
 import type { ServerStats } from "./serverProcess.js"
@@ -22,17 +33,44 @@ const root = path.resolve(here, "../../..")
 const tsx = import.meta.resolve("tsx")
 
 const settings = quick
-  ? { rounds: 2, prewarmMs: 150, warmupMs: 150, measureMs: 400, cancels: 100, soakCalls: 10_000, rawSoakCalls: 5_000, h2loadSeconds: 1 }
-  : { rounds: 4, prewarmMs: 600, warmupMs: 300, measureMs: 800, cancels: 300, soakCalls: 100_000, rawSoakCalls: 20_000, h2loadSeconds: 3 }
+  ? {
+    rounds: 2,
+    windowSeconds: 0.5,
+    clientWarmupMs: 200,
+    prewarmSeconds: 0.5,
+    cancels: 100,
+    soakCalls: 10_000,
+    baselineSoakCalls: 10_000
+  }
+  : {
+    rounds: 5,
+    windowSeconds: 2,
+    clientWarmupMs: 300,
+    prewarmSeconds: 2,
+    cancels: 300,
+    soakCalls: 100_000,
+    baselineSoakCalls: 100_000
+  }
 
-type Side = "framework" | "raw" | "control"
-const sides: ReadonlyArray<Side> = ["framework", "raw", "control"]
+// --------------------------------------------------------------------- sides
+/** The sides of a comparison; `control` is a second proto-loader side. */
+type Side = "protoloader" | "control" | "framework" | "raw" | "nice" | "tracing"
+const sideLabel: Record<Side, string> = {
+  protoloader: "grpc-js + proto-loader",
+  control: "grpc-js + proto-loader (control)",
+  framework: "fiber-grpc",
+  raw: "grpc-js + ts-proto",
+  nice: "nice-grpc",
+  tracing: "fiber-grpc --tracing"
+}
+const implOf = (side: Side) =>
+  side === "control" ? "protoloader" : side === "tracing" ? "framework" : side
 /** Rotated each round and reversed every other round, so no side always runs first or last. */
-const orderOf = (round: number): ReadonlyArray<Side> => {
-  const rotated = [...sides.slice(round % 3), ...sides.slice(0, round % 3)]
+const orderOf = <A>(sides: ReadonlyArray<A>, round: number): ReadonlyArray<A> => {
+  const k = round % sides.length
+  const rotated = [...sides.slice(k), ...sides.slice(0, k)]
   return round % 2 === 0 ? rotated : rotated.reverse()
 }
-const implOf = (side: Side) => (side === "framework" ? "framework" : "raw")
 
 // ------------------------------------------------------------------ processes
 interface Proc {
@@ -75,12 +113,21 @@ const stop = async (proc: Proc) => {
 type Fin = { readonly fin: string; readonly t: number }
 const isFin = (b: unknown): b is Fin => typeof b === "object" && b !== null && "fin" in b
 
-const startServer = async (impl: string, mode = "echo", next?: number, onFin?: (f: Fin) => void) => {
+type Server = Proc & { readonly port: number }
+const startServer = async (
+  impl: string,
+  options: { mode?: string; next?: number; tracing?: boolean; onFin?: (f: Fin) => void } = {}
+): Promise<Server> => {
   const proc = start(
     "serverProcess.ts",
-    ["--impl", impl, "--mode", mode, ...(next === undefined ? [] : ["--next", String(next)])],
+    [
+      "--impl", impl,
+      "--mode", options.mode ?? "echo",
+      ...(options.next === undefined ? [] : ["--next", String(options.next)]),
+      ...(options.tracing ? ["--tracing"] : [])
+    ],
     undefined,
-    (b) => isFin(b) && onFin?.(b)
+    (b) => isFin(b) && options.onFin?.(b)
   )
   const { listening } = (await proc.ready) as { listening: number }
   return { ...proc, port: listening }
@@ -96,6 +143,8 @@ const startLoad = async (client: string, port: number) => {
   return proc
 }
 
+const serverCpu = (server: { peer: Peer }) => server.peer.request<number>("cpu")
+
 // ------------------------------------------------------------------- stats
 const median = (xs: ReadonlyArray<number>) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -104,90 +153,37 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 const pct = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
-const geomean = (xs: ReadonlyArray<number>) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length)
 
 const fmt = (x: number, digits = 0) =>
   Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-"
-const fmtRatio = (xs: ReadonlyArray<number>) =>
-  xs.length === 0
-    ? "-"
-    : `${fmt(median(xs), 2)} [${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)}]`
+const spread = (xs: ReadonlyArray<number>) =>
+  xs.length === 0 ? "-" : `${fmt(median(xs), 2)} [${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)}]`
 
 interface Sample {
+  /** ops/s: calls/s for unary, messages/s for streams. */
   readonly rate: number
+  /** µs of CPU per op, in the process under test. */
+  readonly cpu: number
   readonly p50: number
   readonly p99: number
-  readonly serverCpu: number
-  readonly clientCpu: number
 }
 
 /** samples[row][side][round] */
-type Samples = Map<string, Record<Side, Array<Sample>>>
+type Samples = Map<string, Partial<Record<Side, Array<Sample>>>>
 const add = (samples: Samples, row: string, side: Side, sample: Sample) => {
   let bySide = samples.get(row)
-  if (bySide === undefined) samples.set(row, bySide = { framework: [], raw: [], control: [] })
-  bySide[side].push(sample)
+  if (bySide === undefined) samples.set(row, bySide = {})
+  ;(bySide[side] ??= []).push(sample)
 }
-const ratios = (samples: Samples, row: string, side: Side, f: (s: Sample) => number) => {
-  const bySide = samples.get(row)!
-  return bySide[side].map((s, i) => f(s) / f(bySide.raw[i]!))
+/** Per-round ratios of `side` over `base` (the same round's sample). */
+const ratios = (samples: Samples, row: string, side: Side, base: Side = "protoloader", f = (s: Sample) => s.cpu) => {
+  const bySide = samples.get(row)
+  const a = bySide?.[side] ?? []
+  const b = bySide?.[base] ?? []
+  return a.map((s, i) => f(s) / f(b[i]!)).filter(Number.isFinite)
 }
 const med = (samples: Samples, row: string, side: Side, f: (s: Sample) => number) =>
-  median(samples.get(row)![side].map(f))
-
-// ---------------------------------------------------------------- scenarios
-const serverScenarios: ReadonlyArray<readonly [string, Scenario]> = [
-  ...[64, 4096].flatMap((payload) =>
-    [1, 16, 64].map((concurrency) =>
-      [`unary ${payload === 64 ? "64 B" : "4 KiB"} c=${concurrency}`, { kind: "unary", payload, concurrency }] as const
-    )
-  ),
-  ["server-streaming 1000×64 B", { kind: "serverStreaming", messages: 1000, concurrency: 1 }],
-  ["client-streaming 1000×64 B", { kind: "clientStreaming", messages: 1000, concurrency: 1 }],
-  ["bidi 1000×64 B", { kind: "bidi", messages: 1000, concurrency: 1 }]
-]
-const clientScenarios: ReadonlyArray<readonly [string, Scenario]> = [
-  ["unary 64 B c=1", { kind: "unary", payload: 64, concurrency: 1 }],
-  ["unary 64 B c=16", { kind: "unary", payload: 64, concurrency: 16 }],
-  ["unary 64 B c=64", { kind: "unary", payload: 64, concurrency: 64 }],
-  ["server-streaming 1000×64 B", { kind: "serverStreaming", messages: 1000, concurrency: 1 }],
-  ["bidi 1000×64 B", { kind: "bidi", messages: 1000, concurrency: 1 }]
-]
-
-/**
- * A fresh process runs cold: JIT warm-up on this machine takes seconds. Every
- * scenario is run once, unmeasured, before any is measured.
- */
-const prewarm = async (load: Proc, scenarios: ReadonlyArray<readonly [string, Scenario]>) => {
-  onMark = async () => {}
-  for (const [, scenario] of scenarios) {
-    await load.peer.request<TimedResult>({ task: "timed", scenario, warmupMs: settings.prewarmMs, measureMs: 1 } satisfies Task)
-  }
-}
-
-const runTimed = async (
-  server: { peer: Peer },
-  load: Proc,
-  scenario: Scenario
-): Promise<Sample> => {
-  const marks: Array<number> = []
-  onMark = async () => {
-    marks.push(await server.peer.request<number>("cpu"))
-  }
-  const r = await load.peer.request<TimedResult>({
-    task: "timed",
-    scenario,
-    warmupMs: settings.warmupMs,
-    measureMs: settings.measureMs
-  } satisfies Task)
-  return {
-    rate: r.count / r.seconds,
-    p50: pct(r.latencies, 0.5),
-    p99: pct(r.latencies, 0.99),
-    serverCpu: (marks[1]! - marks[0]!) / r.count,
-    clientCpu: r.clientCpuMicros / r.count
-  }
-}
+  median((samples.get(row)?.[side] ?? []).map(f))
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
@@ -200,18 +196,38 @@ const h2loadPath = (() => {
   }
 })()
 
-const h2loadConfigs = [
-  { name: "h2load unary 64 B, 4 conns × 16 streams", payload: 64, c: 4, m: 16 },
-  { name: "h2load unary 4 KiB, 4 conns × 16 streams", payload: 4096, c: 4, m: 16 }
-] as const
+interface H2Scenario {
+  readonly name: string
+  readonly method: string
+  /** Messages in the request body. */
+  readonly body: ReadonlyArray<EchoRequest>
+  /** Messages counted per completed request. */
+  readonly perRequest: number
+  readonly connections: number
+  readonly streams: number
+}
 
-const frameFile = (payload: number) => {
-  const body = EchoRequest.encode({ message: "x".repeat(payload) }).finish()
-  const frame = Buffer.alloc(5 + body.length)
-  frame.writeUInt32BE(body.length, 1)
-  Buffer.from(body).copy(frame, 5)
-  const file = path.join(os.tmpdir(), `fiber-grpc-bench-${payload}.bin`)
-  fs.writeFileSync(file, frame)
+const streamed = 1000
+const small: EchoRequest = { message: "x".repeat(64) }
+const serverScenarios: ReadonlyArray<H2Scenario> = [
+  { name: "unary 64 B", method: "UnaryEcho", body: [small], perRequest: 1, connections: 4, streams: 16 },
+  { name: "unary 4 KiB", method: "UnaryEcho", body: [{ message: "x".repeat(4096) }], perRequest: 1, connections: 4, streams: 16 },
+  { name: `server-streaming ${streamed}×64 B`, method: "ServerStreamingEcho", body: [{ message: String(streamed) }], perRequest: streamed, connections: 2, streams: 2 },
+  { name: `client-streaming ${streamed}×64 B`, method: "ClientStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 },
+  { name: `bidi ${streamed}×64 B`, method: "BidirectionalStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 }
+]
+
+/** The gRPC request body (length-prefixed messages) h2load posts, in a temp file. */
+const bodyFile = (scenario: H2Scenario) => {
+  const frames = scenario.body.map((m) => {
+    const bytes = EchoRequest.encode(m).finish()
+    const frame = Buffer.alloc(5 + bytes.length)
+    frame.writeUInt32BE(bytes.length, 1)
+    frame.set(bytes, 5)
+    return frame
+  })
+  const file = path.join(os.tmpdir(), `fiber-grpc-bench-${scenario.method}-${scenario.body.length}-${scenario.body[0]!.message.length}.bin`)
+  fs.writeFileSync(file, Buffer.concat(frames))
   return file
 }
 
@@ -223,58 +239,117 @@ const runH2load = (args: ReadonlyArray<string>) =>
     child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`h2load exited ${code}: ${out}`))))
   })
 
-const h2loadOnce = async (server: { peer: Peer; port: number }, config: (typeof h2loadConfigs)[number]) => {
-  const common = [
-    "-c", String(config.c), "-m", String(config.m), "-t", "1",
-    "-H", "content-type: application/grpc", "-H", "te: trailers",
-    "-d", frameFile(config.payload),
-    `http://127.0.0.1:${server.port}/grpc.examples.echo.Echo/UnaryEcho`
+/** Runs `requests` requests of a scenario; returns the server's CPU µs and the requests that succeeded. */
+const h2loadRun = async (server: Server, scenario: H2Scenario, file: string, requests: number) => {
+  const args = [
+    "-n", String(requests), "-c", String(scenario.connections), "-m", String(scenario.streams), "-t", "1",
+    "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", file,
+    `http://127.0.0.1:${server.port}/grpc.examples.echo.Echo/${scenario.method}`
   ]
-  await runH2load(["-n", "15000", ...common]) // JIT warm-up of the fresh server process
-  const cpu0 = await server.peer.request<number>("cpu")
-  const out = await runH2load(["-D", String(settings.h2loadSeconds), ...common])
-  const cpu1 = await server.peer.request<number>("cpu")
-  const rate = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)
+  const cpu0 = await serverCpu(server)
+  const t0 = performance.now()
+  const out = await runH2load(args)
+  const seconds = (performance.now() - t0) / 1000
+  const cpu1 = await serverCpu(server)
   const succeeded = Number(/requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(out)?.[1] ?? NaN)
   const meanMatch = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out)
   const mean = meanMatch ? Number(meanMatch[1]) * (meanMatch[2] === "ms" ? 1000 : meanMatch[2] === "s" ? 1e6 : 1) : NaN
-  return { rate, p50: mean, p99: NaN, serverCpu: (cpu1 - cpu0) / succeeded, clientCpu: NaN }
+  return { cpuMicros: cpu1 - cpu0, succeeded, seconds, mean }
 }
 
-// ------------------------------------------------------------- comparisons
+// ------------------------------------------------------------ server section
 const serverSamples: Samples = new Map()
-const clientSamples: Samples = new Map()
-const h2Samples: Samples = new Map()
+const tracingSamples: Samples = new Map()
+let tracingAvailable = false
 
 const compareServers = async () => {
-  for (let round = 0; round < settings.rounds; round++) {
-    for (const side of orderOf(round)) {
-      log(`server comparison: round ${round + 1}/${settings.rounds}, ${side}`)
-      const server = await startServer(implOf(side))
-      const load = await startLoad("raw", server.port)
-      await prewarm(load, serverScenarios)
-      for (const [row, scenario] of serverScenarios) add(serverSamples, row, side, await runTimed(server, load, scenario))
-      await stop(load)
-      if (h2loadPath !== undefined) {
-        for (const config of h2loadConfigs) add(h2Samples, config.name, side, await h2loadOnce(server, config))
+  const sides: Array<Side> = ["protoloader", "control", "framework", "raw", "nice"]
+  tracingAvailable = await frameworkHasTracing()
+  const servers = new Map<Side, Server>()
+  for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
+    servers.set(side, await startServer(implOf(side), { tracing: side === "tracing" }))
+  }
+  for (const scenario of serverScenarios) {
+    const file = bodyFile(scenario)
+    const withTracing = tracingAvailable && scenario.name === "unary 64 B"
+    const scenarioSides: Array<Side> = withTracing ? [...sides, "tracing"] : sides
+    // Warm every server up (JIT) and size the measured run from the baseline's rate.
+    let requests = 0
+    for (const side of scenarioSides) {
+      const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
+      const perSecond = warm.succeeded / warm.seconds
+      const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * settings.prewarmSeconds)))
+      if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * settings.windowSeconds))
+    }
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const side of orderOf(scenarioSides, round)) {
+        log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
+        const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
+        const ops = r.succeeded * scenario.perRequest
+        const sample = { rate: ops / r.seconds, cpu: r.cpuMicros / ops, p50: r.mean, p99: NaN }
+        add(serverSamples, scenario.name, side, sample)
       }
-      await stop(server)
     }
   }
+  for (const server of servers.values()) await stop(server)
+  if (tracingAvailable) {
+    for (const side of ["framework", "tracing"] as const) {
+      for (const s of serverSamples.get("unary 64 B")?.[side] ?? []) add(tracingSamples, "unary 64 B", side, s)
+    }
+  }
+}
+
+/** Whether the framework's bench server supports `--tracing` (issue 9). */
+const frameworkHasTracing = async (): Promise<boolean> => {
+  const source = fs.readFileSync(path.join(here, "serverProcess.ts"), "utf8")
+  return source.includes("--tracing") && source.includes("tracingLayer")
+}
+
+// ------------------------------------------------------------ client section
+const clientScenarios: ReadonlyArray<readonly [string, Scenario]> = [
+  ["unary 64 B c=16", { kind: "unary", payload: 64, concurrency: 16 }],
+  [`server-streaming ${streamed}×64 B`, { kind: "serverStreaming", messages: streamed, concurrency: 1 }],
+  [`client-streaming ${streamed}×64 B`, { kind: "clientStreaming", messages: streamed, concurrency: 1 }],
+  [`bidi ${streamed}×64 B`, { kind: "bidi", messages: streamed, concurrency: 1 }]
+]
+const clientSamples: Samples = new Map()
+
+const timedRun = async (load: Proc, scenario: Scenario, warmupMs: number, measureMs: number): Promise<Sample> => {
+  onMark = async () => {}
+  const r = await load.peer.request<TimedResult>({ task: "timed", scenario, warmupMs, measureMs } satisfies Task)
+  return { rate: r.count / r.seconds, cpu: r.clientCpuMicros / r.count, p50: pct(r.latencies, 0.5), p99: pct(r.latencies, 0.99) }
 }
 
 const compareClients = async () => {
-  for (let round = 0; round < settings.rounds; round++) {
-    for (const side of orderOf(round)) {
-      log(`client comparison: round ${round + 1}/${settings.rounds}, ${side}`)
-      const server = await startServer("raw")
-      const load = await startLoad(implOf(side), server.port)
-      await prewarm(load, clientScenarios)
-      for (const [row, scenario] of clientScenarios) add(clientSamples, row, side, await runTimed(server, load, scenario))
-      await stop(load)
-      await stop(server)
+  const sides: Array<Side> = ["protoloader", "control", "framework", "raw", "nice"]
+  // One plain grpc-js server (ts-proto codecs) answers every client.
+  const server = await startServer("raw")
+  const loads = new Map<Side, Proc>()
+  for (const side of sides) loads.set(side, await startLoad(implOf(side), server.port))
+  for (const [row, scenario] of clientScenarios) {
+    for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const side of orderOf(sides, round)) {
+        log(`client: ${row}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]}`)
+        add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, settings.windowSeconds * 1000))
+      }
     }
   }
+  for (const load of loads.values()) await stop(load)
+  await stop(server)
+}
+
+// -------------------------------------------------------------- codec alone
+let codecRows: Array<CodecRow> = []
+const measureCodecs = async () => {
+  log("codec alone")
+  const child = spawn(process.execPath, ["--import", tsx, path.join(here, "codec.ts"), ...(quick ? ["--quick"] : [])], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  codecRows = await new Promise<Array<CodecRow>>((resolve, reject) => {
+    child.once("message", (rows) => resolve(rows as Array<CodecRow>))
+    child.once("exit", (code) => reject(new Error(`codec.ts exited with ${code}`)))
+  })
 }
 
 // ------------------------------------------------------------ cancellation
@@ -285,18 +360,17 @@ const cancelLatencies: Record<Impl, Record<"1 hop" | "3 hops", Array<number>>> =
 }
 
 const measureCancellation = async () => {
-  for (let round = 0; round < settings.rounds; round++) {
+  for (let round = 0; round < Math.min(settings.rounds, 4); round++) {
     const impls: ReadonlyArray<Impl> = round % 2 === 0 ? ["framework", "raw"] : ["raw", "framework"]
     for (const impl of impls) {
-      log(`cancellation: round ${round + 1}/${settings.rounds}, ${impl}`)
+      log(`cancellation: round ${round + 1}, ${impl}`)
       const finAtC = new Map<string, number>()
-      const c = await startServer(impl, "cancel", undefined, (f) => finAtC.set(f.fin, f.t))
-      const b = await startServer(impl, "cancel", c.port)
+      const c = await startServer(impl, { mode: "cancel", onFin: (f) => finAtC.set(f.fin, f.t) })
+      const b = await startServer(impl, { mode: "cancel", next: c.port })
       const a = await startLoad("raw", c.port)
       for (const [hops, port] of [["1 hop", c.port], ["3 hops", b.port]] as const) {
         const prefix = `${round}-${hops}`
-        const warm = await a.peer.request<CancelResult>({ task: "cancel", port, prefix: `warm-${prefix}`, count: 200 } satisfies Task)
-        void warm
+        await a.peer.request<CancelResult>({ task: "cancel", port, prefix: `warm-${prefix}`, count: 200 } satisfies Task)
         const r = await a.peer.request<CancelResult>({ task: "cancel", port, prefix, count: settings.cancels } satisfies Task)
         // Wait until C has reported every cancelled call's finalizer (IPC is
         // asynchronous), for at most two seconds; a call still missing then
@@ -319,7 +393,7 @@ const measureCancellation = async () => {
 
 // -------------------------------------------------------------------- soak
 interface SoakReport {
-  readonly impl: Impl
+  readonly side: Side
   readonly before: ServerStats
   readonly after: ServerStats
   readonly result: SoakResult
@@ -327,77 +401,170 @@ interface SoakReport {
 }
 const soaks: Array<SoakReport> = []
 
-const soak = async (impl: Impl, calls: number) => {
-  log(`soak: ${impl}, ${calls} calls`)
-  const server = await startServer(impl)
+const soak = async (side: Side, calls: number) => {
+  log(`soak: ${sideLabel[side]}, ${calls} calls`)
+  const server = await startServer(implOf(side))
   const load = await startLoad("raw", server.port)
   let before: ServerStats | undefined
   onMark = async () => {
     before = await server.peer.request<ServerStats>("stats")
   }
   const t0 = performance.now()
-  const result = await load.peer.request<SoakResult>(
-    { task: "soak", warmup: 5000, calls, concurrency: 64 } satisfies Task
-  )
+  const result = await load.peer.request<SoakResult>({ task: "soak", warmup: 5000, calls, concurrency: 64 } satisfies Task)
   const seconds = (performance.now() - t0) / 1000
   await stop(load)
   // Let the server see every connection close, then wait (bounded) for idle.
   let after = await server.peer.request<ServerStats>("stats")
   for (let i = 0; i < 20 && after.fibers > 0; i++) after = await server.peer.request<ServerStats>("stats")
-  // The load generator's connection is gone now; compare handles without it.
-  soaks.push({ impl, before: before!, after, result, seconds })
+  soaks.push({ side, before: before!, after, result, seconds })
   await stop(server)
 }
 
 // ------------------------------------------------------------------ report
-const targets: Array<{ readonly name: string; readonly value: string; readonly met: boolean }> = []
+interface Target {
+  readonly name: string
+  /** Median per-round ratio and its spread. */
+  readonly value: string
+  /** The control ratio of the same figure, where there is one. */
+  readonly control: string
+  readonly controlOk: boolean | undefined
+  readonly met: boolean
+}
+const targets: Array<Target> = []
+const controlBound = 0.05
+
+const controlOk = (xs: ReadonlyArray<number>) => Math.abs(median(xs) - 1) <= controlBound
+
+const ratioTarget = (name: string, samples: Samples, row: string, side: Side, base: Side, bound: number, strict = false) => {
+  const xs = ratios(samples, row, side, base)
+  const control = ratios(samples, row, "control", "protoloader")
+  const m = median(xs)
+  targets.push({
+    name,
+    value: spread(xs),
+    control: control.length === 0 ? "-" : spread(control),
+    controlOk: control.length === 0 ? undefined : controlOk(control),
+    met: strict ? m < bound : m <= bound
+  })
+}
+
+const evaluateTargets = () => {
+  const unary = "unary 64 B"
+  const streams = serverScenarios.filter((s) => s.perRequest > 1).map((s) => s.name)
+  ratioTarget("server CPU per unary call (64 B, h2load), fiber-grpc / proto-loader ≤ 1.05", serverSamples, unary, "framework", "protoloader", 1.05)
+  for (const row of streams) {
+    ratioTarget(`server CPU per streamed message (${row}), fiber-grpc / proto-loader ≤ 1.05`, serverSamples, row, "framework", "protoloader", 1.05)
+  }
+  ratioTarget("client CPU per unary call (64 B, c=16), fiber-grpc / proto-loader ≤ 1.10", clientSamples, "unary 64 B c=16", "framework", "protoloader", 1.1)
+  for (const [row] of clientScenarios.slice(1)) {
+    ratioTarget(`client CPU per streamed message (${row}), fiber-grpc / proto-loader ≤ 1.10`, clientSamples, row, "framework", "protoloader", 1.1)
+  }
+  for (const s of serverScenarios) {
+    ratioTarget(`ahead of nice-grpc: server CPU, ${s.name}, fiber-grpc / nice-grpc < 1`, serverSamples, s.name, "framework", "nice", 1, true)
+  }
+  for (const [row] of clientScenarios) {
+    ratioTarget(`ahead of nice-grpc: client CPU, ${row}, fiber-grpc / nice-grpc < 1`, clientSamples, row, "framework", "nice", 1, true)
+  }
+  if (tracingAvailable) {
+    ratioTarget("tracing on vs off: server CPU per unary call (64 B, h2load) ≤ 1.05", tracingSamples, unary, "tracing", "framework", 1.05)
+  }
+  for (const hops of ["1 hop", "3 hops"] as const) {
+    const r = [...cancelLatencies.raw[hops]].sort((a, b) => a - b)
+    const f = [...cancelLatencies.framework[hops]].sort((a, b) => a - b)
+    const ratio = pct(f, 0.99) / pct(r, 0.99)
+    targets.push({ name: `cancellation p99 ${hops}, fiber-grpc / grpc-js ≤ 1.5`, value: fmt(ratio, 2), control: "-", controlOk: undefined, met: ratio <= 1.5 })
+  }
+  const fw = soaks.find((s) => s.side === "framework")
+  if (fw !== undefined) {
+    const heap = fw.after.heapUsed / fw.before.heapUsed - 1
+    targets.push({ name: "soak: zero live handler fibers after", value: String(fw.after.fibers), control: "-", controlOk: undefined, met: fw.after.fibers === 0 })
+    targets.push({
+      name: "soak: no leftover handles (after ≤ before)",
+      value: `${fw.before.handles} → ${fw.after.handles}`,
+      control: "-",
+      controlOk: undefined,
+      met: fw.after.handles <= fw.before.handles
+    })
+    targets.push({ name: "soak: heap back to baseline (within 5%)", value: `${fmt(heap * 100, 1)}%`, control: "-", controlOk: undefined, met: heap <= 0.05 })
+  }
+}
 
 const render = (elapsed: number): string => {
   const out: Array<string> = []
   const line = (s = "") => out.push(s)
-  const cpuRow = (samples: Samples, row: string, f: (s: Sample) => number) =>
-    `${fmt(med(samples, row, "raw", f), 1)} | ${fmt(med(samples, row, "framework", f), 1)} | ${
-      fmtRatio(ratios(samples, row, "framework", f))
-    } | ${fmtRatio(ratios(samples, row, "control", f))}`
+  const cpuTable = (samples: Samples, rows: ReadonlyArray<string>, unit: string, latency: "p50p99" | "mean" | "none") => {
+    line(`| scenario | proto-loader ${unit} | fiber-grpc | grpc-js + ts-proto | nice-grpc | fiber-grpc / proto-loader | ts-proto / proto-loader | nice-grpc / proto-loader | fiber-grpc / nice-grpc | control | ops/s proto-loader / fiber-grpc${latency === "none" ? "" : latency === "mean" ? " | mean latency µs proto-loader / fiber-grpc" : " | p50 µs / p99 µs proto-loader → fiber-grpc"} |`)
+    line(`| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --:${latency === "none" ? "" : " | --:"} |`)
+    for (const row of rows) {
+      const cpu = (side: Side) => fmt(med(samples, row, side, (s) => s.cpu), 2)
+      const rate = (side: Side) => fmt(med(samples, row, side, (s) => s.rate))
+      const lat = latency === "mean"
+        ? ` | ${fmt(med(samples, row, "protoloader", (s) => s.p50))} / ${fmt(med(samples, row, "framework", (s) => s.p50))}`
+        : latency === "p50p99" && row.startsWith("unary")
+        ? ` | ${fmt(med(samples, row, "protoloader", (s) => s.p50))} / ${fmt(med(samples, row, "protoloader", (s) => s.p99))} → ${fmt(med(samples, row, "framework", (s) => s.p50))} / ${fmt(med(samples, row, "framework", (s) => s.p99))}`
+        : latency === "none" ? "" : " | -"
+      const control = ratios(samples, row, "control")
+      const controlCell = control.length === 0 ? "-" : `${spread(control)}${controlOk(control) ? "" : " **outside ±5%**"}`
+      line(`| ${row} | ${cpu("protoloader")} | ${cpu("framework")} | ${cpu("raw")} | ${cpu("nice")} | ${spread(ratios(samples, row, "framework"))} | ${spread(ratios(samples, row, "raw"))} | ${spread(ratios(samples, row, "nice"))} | ${spread(ratios(samples, row, "framework", "nice"))} | ${controlCell} | ${rate("protoloader")} / ${rate("framework")}${lat} |`)
+    }
+  }
 
-  line("### Server: framework vs raw grpc-js (same raw grpc-js load generator)")
+  line("### Server CPU, server-bound (h2load as the load generator)")
   line()
-  line("ops/s = calls/s for unary, messages/s for streams. Latency is per unary call, measured by the load generator. Server CPU is the server process's `process.cpuUsage()` over the measured window divided by the calls (or messages) completed in it. Ratios are framework/raw per round, median [min–max over rounds]; `control` is a second raw server against the first (the noise floor).")
+  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Ratios: median [min–max] over ${settings.rounds} rounds of per-round ratios. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
   line()
-  line("| scenario | raw ops/s | fw ops/s | ops/s fw/raw | ops/s control | p50 µs raw / fw | p99 µs raw / fw | srv CPU µs/op raw | fw | srv CPU fw/raw | srv CPU control |")
-  line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
-  for (const [row] of serverScenarios) {
-    const unary = row.startsWith("unary")
-    line(`| ${row} | ${fmt(med(serverSamples, row, "raw", (s) => s.rate))} | ${fmt(med(serverSamples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(serverSamples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(serverSamples, row, "control", (s) => s.rate))} | ${unary ? `${fmt(med(serverSamples, row, "raw", (s) => s.p50))} / ${fmt(med(serverSamples, row, "framework", (s) => s.p50))}` : "-"} | ${unary ? `${fmt(med(serverSamples, row, "raw", (s) => s.p99))} / ${fmt(med(serverSamples, row, "framework", (s) => s.p99))}` : "-"} | ${cpuRow(serverSamples, row, (s) => s.serverCpu)} |`)
+  cpuTable(serverSamples, serverScenarios.map((s) => s.name), "µs/op", "mean")
+  line()
+  line("### Client CPU (each client against the same plain grpc-js server)")
+  line()
+  line(`CPU µs per op of the client process over a ${settings.windowSeconds} s window (after ${settings.clientWarmupMs} ms of warm-up); unary at concurrency 16, streams one at a time. Same ratios and control as above.`)
+  line()
+  cpuTable(clientSamples, clientScenarios.map(([r]) => r), "µs/op", "p50p99")
+  line()
+  line("### Tracing on vs off (server CPU per unary call, h2load)")
+  line()
+  if (!tracingAvailable) {
+    line("Not measured: the bench server has no `--tracing` option in this build.")
+  } else {
+    const xs = ratios(tracingSamples, "unary 64 B", "tracing", "framework")
+    line("| scenario | fiber-grpc µs/call | fiber-grpc --tracing µs/call | tracing / off |")
+    line("| --- | --: | --: | --: |")
+    line(`| unary 64 B | ${fmt(med(tracingSamples, "unary 64 B", "framework", (s) => s.cpu), 2)} | ${fmt(med(tracingSamples, "unary 64 B", "tracing", (s) => s.cpu), 2)} | ${spread(xs)} |`)
   }
   line()
-  line("### Server with h2load as the load generator (the server is the bottleneck)")
+  line("### The codec alone (ns per message, one process, no I/O)")
   line()
-  if (h2loadPath === undefined) {
-    line("Skipped: `h2load` is not on PATH (Debian/Ubuntu: `apt-get install -y nghttp2-client`).")
-  } else {
-    line("| scenario | raw req/s | fw req/s | req/s fw/raw | req/s control | mean latency µs raw / fw | srv CPU µs/call raw | fw | srv CPU fw/raw | srv CPU control |")
-    line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
-    for (const config of h2loadConfigs) {
-      const row = config.name
-      line(`| ${row} | ${fmt(med(h2Samples, row, "raw", (s) => s.rate))} | ${fmt(med(h2Samples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(h2Samples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(h2Samples, row, "control", (s) => s.rate))} | ${fmt(med(h2Samples, row, "raw", (s) => s.p50))} / ${fmt(med(h2Samples, row, "framework", (s) => s.p50))} | ${cpuRow(h2Samples, row, (s) => s.serverCpu)} |`)
+  line("`ts-proto stock` is `encode(message).finish()` / `decode(bytes)` (what the adapter did before, and what nice-grpc does); `adapter` is the serialize/deserialize the framework gives grpc-js; `protobufjs` is @grpc/proto-loader's, including its object conversion (quickstart options). Median [min–max] over rounds, alternating order.")
+  line()
+  line("| message | op | ts-proto stock | adapter | protobufjs (proto-loader) | adapter / stock | adapter / protobufjs |")
+  line("| --- | --- | --: | --: | --: | --: | --: |")
+  const cell = (r: CodecRow | undefined) => (r === undefined ? "-" : `${fmt(r.ns)} [${fmt(r.min)}–${fmt(r.max)}]`)
+  const messages = [...new Set(codecRows.filter((r) => r.impl === "adapter").map((r) => r.message))]
+  for (const message of messages) {
+    for (const op of ["encode", "decode"] as const) {
+      const get = (impl: string) => codecRows.find((r) => r.message === message && r.op === op && r.impl === impl)
+      const [stock, adapter, pb] = [get("ts-proto stock"), get("adapter"), get("protobufjs (proto-loader)")]
+      line(`| ${message} | ${op} | ${cell(stock)} | ${cell(adapter)} | ${cell(pb)} | ${fmt(adapter!.ns / stock!.ns, 2)} | ${fmt(adapter!.ns / pb!.ns, 2)} |`)
     }
   }
   line()
-  line("### Client: GrpcClient vs raw grpc-js client (same raw grpc-js server)")
-  line()
-  line("| scenario | raw ops/s | fw ops/s | ops/s fw/raw | ops/s control | p50 µs raw / fw | p99 µs raw / fw | client CPU µs/op raw | fw | client CPU fw/raw | client CPU control |")
-  line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
-  for (const [row] of clientScenarios) {
-    const unary = row.startsWith("unary")
-    line(`| ${row} | ${fmt(med(clientSamples, row, "raw", (s) => s.rate))} | ${fmt(med(clientSamples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(clientSamples, row, "framework", (s) => s.rate))} | ${fmtRatio(ratios(clientSamples, row, "control", (s) => s.rate))} | ${unary ? `${fmt(med(clientSamples, row, "raw", (s) => s.p50))} / ${fmt(med(clientSamples, row, "framework", (s) => s.p50))}` : "-"} | ${unary ? `${fmt(med(clientSamples, row, "raw", (s) => s.p99))} / ${fmt(med(clientSamples, row, "framework", (s) => s.p99))}` : "-"} | ${cpuRow(clientSamples, row, (s) => s.clientCpu)} |`)
+  const optionRows = codecRows.filter((r) => r.message.startsWith("every field kind"))
+  if (optionRows.length > 0) {
+    line(`ts-proto options compared, with the adapter's codec: ${optionRows[0]!.message} (packages/grpc/test/codec/everything.proto).`)
+    line()
+    line("| ts-proto options | encode ns | decode ns |")
+    line("| --- | --: | --: |")
+    for (const impl of [...new Set(optionRows.map((r) => r.impl))]) {
+      const get = (op: string) => optionRows.find((r) => r.impl === impl && r.op === op)
+      line(`| ${impl} | ${cell(get("encode"))} | ${cell(get("decode"))} |`)
+    }
+    line()
   }
-  line()
   line("### Cancellation latency")
   line()
-  line(`Client cancel (as soon as the response headers arrive) to the last hop's handler finalizer having run, CLOCK_MONOTONIC across processes; ${settings.cancels} calls per path per round, all rounds pooled. Raw: a hand-written \`'cancelled'\` listener (that cancels the next hop). Framework: \`Effect.onInterrupt\` and GrpcClient's automatic propagation.`)
+  line(`Client cancel (as soon as the response headers arrive) to the last hop's handler finalizer having run, CLOCK_MONOTONIC across processes; ${settings.cancels} calls per path per round, all rounds pooled. Raw: plain grpc-js (ts-proto codecs) with a hand-written \`'cancelled'\` listener that cancels the next hop. Framework: \`Effect.onInterrupt\` and GrpcClient's automatic propagation.`)
   line()
-  line("| path | raw p50 µs | raw p99 µs | fw p50 µs | fw p99 µs | p99 fw/raw | missed |")
+  line("| path | grpc-js p50 µs | grpc-js p99 µs | fiber-grpc p50 µs | fiber-grpc p99 µs | p99 fiber-grpc / grpc-js | missed |")
   line("| --- | --: | --: | --: | --: | --: | --: |")
   for (const hops of ["1 hop", "3 hops"] as const) {
     const r = [...cancelLatencies.raw[hops]].sort((a, b) => a - b)
@@ -408,99 +575,61 @@ const render = (elapsed: number): string => {
   line()
   line("### Soak: calls cancelled at random points, all four kinds")
   line()
-  line("Server measured after its warm-up (5,000 calls) and again after the soak, each time after forced GC (`--expose-gc`). Handles exclude timers; the soak's client connection is open before and closed after.")
+  line("Each server measured after its warm-up (5,000 calls) and again after the soak, each time after forced GC (`--expose-gc`). `off-heap` is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers). Handles exclude timers; the soak's client connection is open before and closed after. The load generator is a plain grpc-js client in every case.")
   line()
-  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | RSS before → after (MiB) | handles before → after | live handler fibers after | outcomes |")
-  line("| --- | --: | --: | --: | --: | --: | --: | --: | --- |")
+  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | off-heap before → after (MiB) | RSS before → after (MiB) | handles before → after | live handler fibers after | outcomes |")
+  line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
   for (const s of soaks) {
     const mib = (b: number) => fmt(b / 1048576, 1)
-    line(`| ${s.impl} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.rss)} → ${mib(s.after.rss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.impl === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
+    line(`| ${sideLabel[s.side]} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.arrayBuffers)} → ${mib(s.after.arrayBuffers)} | ${mib(s.before.rss)} → ${mib(s.after.rss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.side === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
   }
   line()
   line("### Targets")
   line()
-  line("| target | measured | met |")
-  line("| --- | --- | --- |")
-  for (const t of targets) line(`| ${t.name} | ${t.value} | ${t.met ? "met" : "**missed**"} |`)
+  line("Each CPU target is the median of per-round ratios [min–max]. `control` is the proto-loader vs proto-loader ratio of the same figure; where it is outside ±5% the verdict is within noise and the table says so.")
+  line()
+  line("| target | measured | control | control within ±5% | verdict |")
+  line("| --- | --- | --- | --- | --- |")
+  for (const t of targets) {
+    line(`| ${t.name} | ${t.value} | ${t.control} | ${t.controlOk === undefined ? "-" : t.controlOk ? "yes" : "**no**"} | ${t.met ? "met" : "**missed**"} |`)
+  }
   line()
   line(`Run took ${fmt(elapsed / 60, 1)} min.`)
   return out.join("\n")
 }
 
-const evaluateTargets = () => {
-  const unaryRows = serverScenarios.filter(([r]) => r.startsWith("unary")).map(([r]) => r)
-  const streamRows = serverScenarios.filter(([r]) => !r.startsWith("unary")).map(([r]) => r)
-  const rowRatio = (samples: Samples, row: string, f: (s: Sample) => number) => median(ratios(samples, row, "framework", f))
-  const srvUnary = geomean(unaryRows.map((r) => rowRatio(serverSamples, r, (s) => s.serverCpu)))
-  const srvUnaryCtrl = geomean(unaryRows.map((r) => median(ratios(serverSamples, r, "control", (s) => s.serverCpu))))
-  targets.push({
-    name: "server CPU per unary call, fw/raw ≤ 1.05 (geomean of the 6 unary rows)",
-    value: `${fmt(srvUnary, 3)} (control ${fmt(srvUnaryCtrl, 3)})`,
-    met: srvUnary <= 1.05
-  })
-  if (h2loadPath !== undefined) {
-    const h2 = geomean(h2loadConfigs.map((c) => rowRatio(h2Samples, c.name, (s) => s.serverCpu)))
-    targets.push({ name: "server CPU per unary call under h2load, fw/raw ≤ 1.05 (geomean)", value: fmt(h2, 3), met: h2 <= 1.05 })
-  }
-  const srvStream = geomean(streamRows.map((r) => rowRatio(serverSamples, r, (s) => s.serverCpu)))
-  targets.push({
-    name: "server CPU per streamed message, fw/raw ≤ 1.10 (geomean of the 3 stream rows)",
-    value: fmt(srvStream, 3),
-    met: srvStream <= 1.1
-  })
-  const clientUnary = geomean(
-    clientScenarios.filter(([r]) => r.startsWith("unary")).map(([r]) => rowRatio(clientSamples, r, (s) => s.clientCpu))
-  )
-  targets.push({
-    name: "client CPU per unary call, fw/raw ≤ 1.10 (geomean of the 3 unary rows)",
-    value: fmt(clientUnary, 3),
-    met: clientUnary <= 1.1
-  })
-  for (const hops of ["1 hop", "3 hops"] as const) {
-    const r = [...cancelLatencies.raw[hops]].sort((a, b) => a - b)
-    const f = [...cancelLatencies.framework[hops]].sort((a, b) => a - b)
-    const ratio = pct(f, 0.99) / pct(r, 0.99)
-    targets.push({ name: `cancellation p99 ${hops}, fw/raw ≤ 1.5`, value: fmt(ratio, 2), met: ratio <= 1.5 })
-  }
-  const fw = soaks.find((s) => s.impl === "framework")
-  if (fw !== undefined) {
-    const heap = fw.after.heapUsed / fw.before.heapUsed - 1
-    targets.push({ name: "soak: zero live handler fibers after", value: String(fw.after.fibers), met: fw.after.fibers === 0 })
-    targets.push({
-      name: "soak: no leftover handles (after ≤ before)",
-      value: `${fw.before.handles} → ${fw.after.handles}`,
-      met: fw.after.handles <= fw.before.handles
-    })
-    targets.push({ name: "soak: heap back to baseline within 5%", value: `${fmt(heap * 100, 1)}%`, met: heap <= 0.05 })
-  }
-}
-
 const main = async () => {
   const t0 = performance.now()
   log(`fiber-grpc bench (${quick ? "quick" : "full"}): ${JSON.stringify(settings)}`)
-  if (h2loadPath === undefined) log("h2load not found on PATH: skipping the h2load section (apt-get install -y nghttp2-client)")
+  if (h2loadPath === undefined) {
+    log("h2load is required for the server-bound figures and is not on PATH.")
+    log("Install it (Debian/Ubuntu: apt-get install -y nghttp2-client; macOS: brew install nghttp2) and rerun.")
+    process.exit(2)
+  }
+  await measureCodecs()
   await compareServers()
   await compareClients()
   await measureCancellation()
   await soak("framework", settings.soakCalls)
-  await soak("raw", settings.rawSoakCalls)
+  await soak("protoloader", settings.baselineSoakCalls)
+  await soak("raw", settings.baselineSoakCalls)
   evaluateTargets()
   const elapsed = (performance.now() - t0) / 1000
   const table = render(elapsed)
   console.log(table)
   const cpus = os.cpus()
-  const machine = `${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()} (${os.arch()}), Node ${process.version}${h2loadPath === undefined ? "" : `, h2load ${execFileSync(h2loadPath, ["--version"], { encoding: "utf8" }).trim()}`}`
+  const machine = `${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()} (${os.arch()}), Node ${process.version}, ${execFileSync(h2loadPath, ["--version"], { encoding: "utf8" }).trim()}`
   const doc = [
     "# Benchmarks",
     "",
-    "Generated by `pnpm bench" + (quick ? " --quick" : "") + "` (packages/bench). Do not edit by hand: rerun the command.",
+    "Generated by `pnpm bench` (packages/bench). Do not edit by hand: rerun the command.",
     "",
     `- Machine: ${machine}`,
-    `- Command: \`npx -y pnpm@10.34.9 bench${quick ? " --quick" : ""}\``,
-    `- Settings: ${settings.rounds} rounds; per scenario ${settings.warmupMs} ms warm-up and ${settings.measureMs} ms measured; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls (framework) and ${fmt(settings.rawSoakCalls)} (raw, for reference); h2load ${settings.h2loadSeconds} s per run.`,
+    `- Command: \`flock /tmp/bench.lock npx -y pnpm@10.34.9 bench${quick ? " --quick" : ""}\``,
+    `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls (fiber-grpc) and ${fmt(settings.baselineSoakCalls)} (each baseline).`,
     `- Date: ${new Date().toISOString()}`,
     "",
-    "Each side's server and load generator are fresh processes for every round; sides run in rotating, alternating order. The load generator is a raw grpc-js client for every server, and the server is a raw grpc-js server for every client. On a 2-core machine the load generator saturates first, so CPU per call is the overhead figure; the h2load section makes the server the bottleneck.",
+    "Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, up for the whole section; each round runs every side once, the order rotating and reversing between rounds.",
     "",
     table,
     ""

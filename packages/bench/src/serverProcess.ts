@@ -1,8 +1,11 @@
 /**
  * A benchmark server in its own process, driven by the orchestrator over IPC.
  *
- *   serverProcess.ts --impl framework|raw --mode echo|cancel [--next <port>] [--tracing]
+ *   serverProcess.ts --impl framework|raw|protoloader|nice --mode echo|cancel [--next <port>] [--tracing]
  *
+ * - `--impl`: the framework; plain grpc-js with ts-proto's codecs (`raw`) or
+ *   with @grpc/proto-loader's (`protoloader`); nice-grpc on the same ts-proto
+ *   definitions (`nice`). `cancel` mode exists for `framework` and `raw`.
  * - `echo`: the benchmark Echo service (echo.ts).
  * - `cancel`: UnaryEcho sends headers, then waits forever (or, with `--next`,
  *   calls the next hop and sends headers once that hop has); the handler's
@@ -22,7 +25,8 @@ import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
 import * as grpc from "@grpc/grpc-js"
 import { EchoClient, EchoDefinition, type EchoServer, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
-import { frameworkEcho, rawEcho } from "./echo.js"
+import { createServer } from "nice-grpc"
+import { frameworkEcho, niceEcho, protoLoaderEcho, rawEcho } from "./echo.js"
 import { connect, nowMicros, parentEndpoint } from "./ipc.js"
 
 const arg = (name: string): string | undefined => {
@@ -36,6 +40,8 @@ const next = arg("next")
 export interface ServerStats {
   readonly heapUsed: number
   readonly rss: number
+  /** Off-heap memory of ArrayBuffers and Buffers (process.memoryUsage().arrayBuffers). */
+  readonly arrayBuffers: number
   readonly handles: number
   readonly handleTypes: ReadonlyArray<string>
   readonly fibers: number
@@ -55,6 +61,7 @@ const stats = async (fibers: () => Promise<number>): Promise<ServerStats> => {
   return {
     heapUsed: process.memoryUsage().heapUsed,
     rss: process.memoryUsage().rss,
+    arrayBuffers: process.memoryUsage().arrayBuffers,
     handles: handleTypes.length,
     handleTypes,
     fibers: await fibers()
@@ -167,7 +174,7 @@ const runRaw = () => {
     }
   }
   const server = new grpc.Server()
-  server.addService(EchoService, mode === "echo" ? rawEcho : cancelService)
+  server.addService(impl === "protoloader" ? protoLoaderEcho().service : EchoService, mode === "echo" ? rawEcho : cancelService)
   server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
     if (error) throw error
     const peer = ipc(async () => 0)
@@ -176,5 +183,15 @@ const runRaw = () => {
   })
 }
 
+// --------------------------------------------------------------------- nice
+const runNice = async () => {
+  const server = createServer()
+  server.add(EchoDefinition, niceEcho)
+  const port = await server.listen("127.0.0.1:0")
+  const peer = ipc(async () => 0)
+  peer.notify({ listening: port })
+}
+
 if (impl === "framework") runFramework()
+else if (impl === "nice") void runNice()
 else runRaw()
