@@ -10,7 +10,10 @@
  * asks the orchestrator for a `mark`, runs the measured window, marks again
  * and replies with what it counted, its latencies and its own CPU time.
  * Streams count each message as it is received (server-streaming, bidi) or
- * each call's messages when it completes (client-streaming).
+ * each call's messages when it completes (client-streaming). GrpcClient's
+ * response Streams are consumed chunk by chunk (`Stream.runForEachArray`),
+ * the way an Effect Stream is read for throughput; nice-grpc's with
+ * `for await`, its own idiom.
  */
 import { GrpcClient } from "@fiber-grpc/grpc"
 import * as grpc from "@grpc/grpc-js"
@@ -185,10 +188,10 @@ const frameworkWorker = () => {
         return Effect.map(client.unaryEcho(request), () => record(1, t))
       })
       : scenario.kind === "serverStreaming"
-      ? Stream.runForEach(client.serverStreamingEcho(request), () => Effect.sync(recordOne))
+      ? Stream.runForEachArray(client.serverStreamingEcho(request), (chunk) => Effect.sync(() => record(chunk.length)))
       : scenario.kind === "clientStreaming"
       ? Effect.map(client.clientStreamingEcho(requests), () => record(scenario.messages))
-      : Stream.runForEach(client.bidirectionalStreamingEcho(requests), () => Effect.sync(recordOne))
+      : Stream.runForEachArray(client.bidirectionalStreamingEcho(requests), (chunk) => Effect.sync(() => record(chunk.length)))
     return Effect.runPromise(Effect.whileLoop({ while: () => phase !== "stop", body: () => once, step: () => {} }))
   }
 }

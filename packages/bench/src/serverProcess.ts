@@ -1,11 +1,13 @@
 /**
  * A benchmark server in its own process, driven by the orchestrator over IPC.
  *
- *   serverProcess.ts --impl framework|raw|protoloader|nice --mode echo|cancel [--next <port>] [--tracing]
+ *   serverProcess.ts --impl framework|raw|protoloader|nice|rawcodec --mode echo|cancel [--next <port>] [--tracing]
  *
  * - `--impl`: the framework; plain grpc-js with ts-proto's codecs (`raw`) or
  *   with @grpc/proto-loader's (`protoloader`); nice-grpc on the same ts-proto
- *   definitions (`nice`). `cancel` mode exists for `framework` and `raw`.
+ *   definitions (`nice`); plain grpc-js with the adapter's codec
+ *   (`rawcodec`, for profiling: the framework minus its Effect side).
+ *   `cancel` mode exists for `framework` and `raw`.
  * - `echo`: the benchmark Echo service (echo.ts).
  * - `cancel`: UnaryEcho sends headers, then waits forever (or, with `--next`,
  *   calls the next hop and sends headers once that hop has); the handler's
@@ -21,7 +23,7 @@
  */
 import { GrpcClient, GrpcServer, GrpcTracing } from "@fiber-grpc/grpc"
 import type { CallContext } from "@fiber-grpc/grpc"
-import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
+import { type ServiceHandlers, toGrpcJs } from "@fiber-grpc/grpc/ServiceDefinition"
 import * as grpc from "@grpc/grpc-js"
 import { EchoClient, EchoDefinition, type EchoServer, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
@@ -174,7 +176,12 @@ const runRaw = () => {
     }
   }
   const server = new grpc.Server()
-  server.addService(impl === "protoloader" ? protoLoaderEcho().service : EchoService, mode === "echo" ? rawEcho : cancelService)
+  const service = impl === "protoloader"
+    ? protoLoaderEcho().service
+    : impl === "rawcodec"
+    ? toGrpcJs(EchoDefinition)
+    : EchoService
+  server.addService(service, mode === "echo" ? rawEcho : cancelService)
   server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
     if (error) throw error
     const peer = ipc(async () => 0)

@@ -28,10 +28,15 @@ export const writeAll = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>): Eff
 
 const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
-    const onDrain = () => resume(Effect.void)
+    const onDrain = resumeOnDrain(resume)
     call.once("drain", onDrain)
     return Effect.sync(() => call.off("drain", onDrain))
   })
+
+// Built by a function rather than assigned from a literal: tsx (esbuild's
+// keepNames) wraps every named function literal in a `__name` call, which
+// would run on each wait.
+const resumeOnDrain = (resume: (effect: Effect.Effect<void>) => void) => () => resume(Effect.void)
 
 /** Writes a whole Stream to a call, chunk by chunk, with the backpressure of `writeAll`. */
 export const writeStream = <A, E, R>(call: WritableCall<A>, stream: Stream.Stream<A, E, R>): Effect.Effect<void, E, R> =>

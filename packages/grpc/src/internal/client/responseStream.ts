@@ -8,6 +8,12 @@
  * message (`'end'`) and the status (`'status'`); a non-OK status fails it
  * with a `GrpcError` after the messages that preceded it.
  *
+ * A waiting consumer is woken from a microtask, not from each `'data'`
+ * event: grpc-js delivers the messages of one HTTP/2 read one per
+ * `process.nextTick`, all of which run before that microtask, so the consumer
+ * gets them as one chunk instead of one Effect resumption per message (the
+ * latency cost is nil: same macrotask).
+ *
  * If the consumer stops early (`Stream.take`), fails, or is interrupted, the
  * Stream's scope closes and the call is cancelled on the wire. For bidi calls
  * the request writer runs in the same scope; if the request Stream fails, the
@@ -41,11 +47,20 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
       let ended = false
       let status: grpc.StatusObject | undefined
       let failure: Cause.Cause<E> | undefined
-      let wake: (() => void) | undefined
+      // The waiting consumer's resume, and whether a wake-up is queued.
+      let waiting: ((effect: typeof pull) => void) | undefined
+      let queued = false
+      const wake = () => {
+        queued = false
+        const resume = waiting
+        waiting = undefined
+        resume?.(pull)
+      }
       const notify = () => {
-        const w = wake
-        wake = undefined
-        w?.()
+        if (waiting !== undefined && !queued) {
+          queued = true
+          queueMicrotask(wake)
+        }
       }
       call.on("data", (message: A) => {
         buffer.push(message)
@@ -82,12 +97,14 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
         if (status !== undefined && ended) {
           return status.code === 0 ? Cause.done() : Effect.fail(GrpcError.fromStatus(status))
         }
-        return Effect.callback<Chunk<A>, GrpcError.GrpcError | E | Cause.Done>((resume) => {
-          wake = () => resume(pull)
-          return Effect.sync(() => {
-            wake = undefined
-          })
-        })
+        return waitForMessages
+      })
+      const stopWaiting = Effect.sync(() => {
+        waiting = undefined
+      })
+      const waitForMessages = Effect.callback<Chunk<A>, GrpcError.GrpcError | E | Cause.Done>((resume) => {
+        waiting = resume
+        return stopWaiting
       })
 
       const cancelUnlessDone = Effect.sync(() => {

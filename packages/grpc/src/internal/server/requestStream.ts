@@ -12,19 +12,21 @@
  */
 import type * as grpc from "@grpc/grpc-js"
 import * as NodeStream from "@effect/platform-node-shared/NodeStream"
-import type { Stream } from "effect"
+import { Function, type Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
 
 export const requestStream = <Req>(
   call: grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>
 ): Stream.Stream<Req, GrpcError.GrpcError> =>
   NodeStream.fromReadable<Req, GrpcError.GrpcError>({
-    evaluate: () => call,
-    onError: (cause) =>
-      GrpcError.make(GrpcError.Status.CANCELLED, `Request stream failed: ${cause instanceof Error ? cause.message : String(cause)}`),
+    evaluate: Function.constant(call),
+    onError: requestStreamFailed,
     // At most one Readable buffer's worth per pull, so the handler sees
     // messages as they arrive instead of in large batches.
     chunkSize: 16,
     // Destroying a duplex call would also end its response side.
     closeOnDone: false
   })
+
+const requestStreamFailed = (cause: unknown): GrpcError.GrpcError =>
+  GrpcError.make(GrpcError.Status.CANCELLED, `Request stream failed: ${cause instanceof Error ? cause.message : String(cause)}`)
