@@ -304,7 +304,11 @@ const soakTask = async (task: Extract<Task, { task: "soak" }>, peer: Peer): Prom
   await run(0, task.warmup)
   await peer.request("mark")
   for (const k of Object.keys(byOutcome)) delete byOutcome[k]
-  await run(0, task.calls)
+  // Halfway, a second mark: the orchestrator snapshots the server's memory,
+  // to tell growth that levels off from growth that keeps going.
+  await run(0, Math.floor(task.calls / 2))
+  await peer.request("mark")
+  await run(Math.floor(task.calls / 2), task.calls)
   return { calls: task.calls, byOutcome }
 }
 

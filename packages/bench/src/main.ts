@@ -28,6 +28,12 @@ import type { CancelResult, Scenario, SoakResult, Task, TimedResult } from "./lo
 import type { ServerStats } from "./serverProcess.js"
 
 const quick = process.argv.includes("--quick")
+/** `--only server,client,...`: run only these sections (for development; nothing is written). */
+const only = (() => {
+  const i = process.argv.indexOf("--only")
+  return i >= 0 ? new Set(process.argv[i + 1]?.split(",")) : undefined
+})()
+const runs = (section: "codec" | "server" | "client" | "cancel" | "soak") => only === undefined || only.has(section)
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../../..")
 const tsx = import.meta.resolve("tsx")
@@ -43,13 +49,13 @@ const settings = quick
     baselineSoakCalls: 10_000
   }
   : {
-    rounds: 5,
+    rounds: 4,
     windowSeconds: 2,
     clientWarmupMs: 300,
     prewarmSeconds: 2,
     cancels: 300,
     soakCalls: 100_000,
-    baselineSoakCalls: 100_000
+    baselineSoakCalls: 50_000
   }
 
 // --------------------------------------------------------------------- sides
@@ -395,6 +401,8 @@ const measureCancellation = async () => {
 interface SoakReport {
   readonly side: Side
   readonly before: ServerStats
+  /** After half of the calls. */
+  readonly half: ServerStats
   readonly after: ServerStats
   readonly result: SoakResult
   readonly seconds: number
@@ -405,9 +413,9 @@ const soak = async (side: Side, calls: number) => {
   log(`soak: ${sideLabel[side]}, ${calls} calls`)
   const server = await startServer(implOf(side))
   const load = await startLoad("raw", server.port)
-  let before: ServerStats | undefined
+  const marks: Array<ServerStats> = []
   onMark = async () => {
-    before = await server.peer.request<ServerStats>("stats")
+    marks.push(await server.peer.request<ServerStats>("stats"))
   }
   const t0 = performance.now()
   const result = await load.peer.request<SoakResult>({ task: "soak", warmup: 5000, calls, concurrency: 64 } satisfies Task)
@@ -416,7 +424,7 @@ const soak = async (side: Side, calls: number) => {
   // Let the server see every connection close, then wait (bounded) for idle.
   let after = await server.peer.request<ServerStats>("stats")
   for (let i = 0; i < 20 && after.fibers > 0; i++) after = await server.peer.request<ServerStats>("stats")
-  soaks.push({ side, before: before!, after, result, seconds })
+  soaks.push({ side, before: marks[0]!, half: marks[1]!, after, result, seconds })
   await stop(server)
 }
 
@@ -575,13 +583,13 @@ const render = (elapsed: number): string => {
   line()
   line("### Soak: calls cancelled at random points, all four kinds")
   line()
-  line("Each server measured after its warm-up (5,000 calls) and again after the soak, each time after forced GC (`--expose-gc`). `off-heap` is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers). Handles exclude timers; the soak's client connection is open before and closed after. The load generator is a plain grpc-js client in every case.")
+  line("Each server measured after its warm-up (5,000 calls), half-way through and after the soak, each time after forced GC (`--expose-gc`). The proto-loader server runs half as many calls: compare its `after` with fiber-grpc's `half-way`. `off-heap` is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers). Handles exclude timers; the soak's client connection is open before and closed after. The load generator is a plain grpc-js client in every case.")
   line()
-  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | off-heap before → after (MiB) | RSS before → after (MiB) | handles before → after | live handler fibers after | outcomes |")
-  line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | V8 heap committed before → after (MiB) | off-heap before → after (MiB) | RSS before → half-way → after (MiB) | handles before → after | live handler fibers after | outcomes |")
+  line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
   for (const s of soaks) {
     const mib = (b: number) => fmt(b / 1048576, 1)
-    line(`| ${sideLabel[s.side]} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.arrayBuffers)} → ${mib(s.after.arrayBuffers)} | ${mib(s.before.rss)} → ${mib(s.after.rss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.side === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
+    line(`| ${sideLabel[s.side]} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.heapTotal)} → ${mib(s.after.heapTotal)} | ${mib(s.before.arrayBuffers)} → ${mib(s.after.arrayBuffers)} | ${mib(s.before.rss)} → ${mib(s.half.rss)} → ${mib(s.after.rss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.side === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
   }
   line()
   line("### Targets")
@@ -606,13 +614,14 @@ const main = async () => {
     log("Install it (Debian/Ubuntu: apt-get install -y nghttp2-client; macOS: brew install nghttp2) and rerun.")
     process.exit(2)
   }
-  await measureCodecs()
-  await compareServers()
-  await compareClients()
-  await measureCancellation()
-  await soak("framework", settings.soakCalls)
-  await soak("protoloader", settings.baselineSoakCalls)
-  await soak("raw", settings.baselineSoakCalls)
+  if (runs("codec")) await measureCodecs()
+  if (runs("server")) await compareServers()
+  if (runs("client")) await compareClients()
+  if (runs("cancel")) await measureCancellation()
+  if (runs("soak")) {
+    await soak("framework", settings.soakCalls)
+    await soak("protoloader", settings.baselineSoakCalls)
+  }
   evaluateTargets()
   const elapsed = (performance.now() - t0) / 1000
   const table = render(elapsed)
@@ -635,7 +644,7 @@ const main = async () => {
     ""
   ].join("\n")
   // A quick run is a smoke test: only the full run's results are kept.
-  if (quick) log("quick run: BENCHMARKS.md left as it is")
+  if (quick || only !== undefined) log("quick or partial run: BENCHMARKS.md left as it is")
   else {
     fs.writeFileSync(path.join(root, "BENCHMARKS.md"), doc)
     log("wrote BENCHMARKS.md")

@@ -41,6 +41,8 @@ const next = arg("next")
 
 export interface ServerStats {
   readonly heapUsed: number
+  /** V8 heap committed (used or not). */
+  readonly heapTotal: number
   readonly rss: number
   /** Off-heap memory of ArrayBuffers and Buffers (process.memoryUsage().arrayBuffers). */
   readonly arrayBuffers: number
@@ -62,6 +64,7 @@ const stats = async (fibers: () => Promise<number>): Promise<ServerStats> => {
   const handleTypes = process.getActiveResourcesInfo().filter((t) => t !== "Timeout" && t !== "Immediate")
   return {
     heapUsed: process.memoryUsage().heapUsed,
+    heapTotal: process.memoryUsage().heapTotal,
     rss: process.memoryUsage().rss,
     arrayBuffers: process.memoryUsage().arrayBuffers,
     handles: handleTypes.length,
