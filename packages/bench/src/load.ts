@@ -22,6 +22,7 @@ import { Effect, Scope, Stream } from "effect"
 import { createChannel, createClient } from "nice-grpc"
 import { protoLoaderEcho } from "./echo.js"
 import { connect, nowMicros, parentEndpoint, type Peer } from "./ipc.js"
+import { startProfile, stopProfile } from "./profiler.js"
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`)
@@ -40,6 +41,7 @@ export type Task =
   | { readonly task: "timed"; readonly scenario: Scenario; readonly warmupMs: number; readonly measureMs: number }
   | { readonly task: "cancel"; readonly port: number; readonly prefix: string; readonly count: number }
   | { readonly task: "soak"; readonly warmup: number; readonly calls: number; readonly concurrency: number }
+  | { readonly task: "profile"; readonly profile: "start" | string }
   | { readonly task: "exit" }
 
 export interface TimedResult {
@@ -321,6 +323,8 @@ const peer: Peer = connect(parentEndpoint(), (body) => {
       return cancelTask(task)
     case "soak":
       return soakTask(task, peer)
+    case "profile":
+      return task.profile === "start" ? startProfile() : stopProfile(task.profile)
     case "exit":
       setTimeout(() => process.exit(0), 10)
       return "bye"

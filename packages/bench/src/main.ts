@@ -305,11 +305,9 @@ const compareServers = async () => {
   }
 }
 
-/** Whether the framework's bench server supports `--tracing` (issue 9). */
-const frameworkHasTracing = async (): Promise<boolean> => {
-  const source = fs.readFileSync(path.join(here, "serverProcess.ts"), "utf8")
-  return source.includes("--tracing") && source.includes("tracingLayer")
-}
+/** Whether the framework's bench server has `--tracing` (GrpcTracing.server on every call). */
+const frameworkHasTracing = async (): Promise<boolean> =>
+  fs.readFileSync(path.join(here, "serverProcess.ts"), "utf8").includes("GrpcTracing.server")
 
 // ------------------------------------------------------------ client section
 const clientScenarios: ReadonlyArray<readonly [string, Scenario]> = [

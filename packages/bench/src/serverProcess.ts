@@ -19,7 +19,8 @@
  * with Effect's default native tracer (no exporter): the tracing-on row.
  *
  * IPC requests: `cpu` (process.cpuUsage, µs), `stats` (after GC: heap, RSS,
- * active handles, live handler fibers), `exit`.
+ * active handles, live handler fibers), `{ profile: "start" | <file> }`
+ * (profile.ts), `exit`.
  */
 import { GrpcClient, GrpcServer, GrpcTracing } from "@fiber-grpc/grpc"
 import type { CallContext } from "@fiber-grpc/grpc"
@@ -30,6 +31,7 @@ import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { createServer } from "nice-grpc"
 import { frameworkEcho, niceEcho, protoLoaderEcho, rawEcho } from "./echo.js"
 import { connect, nowMicros, parentEndpoint } from "./ipc.js"
+import { startProfile, stopProfile } from "./profiler.js"
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`)
@@ -75,6 +77,10 @@ const stats = async (fibers: () => Promise<number>): Promise<ServerStats> => {
 
 const ipc = (fibers: () => Promise<number>) => {
   const peer = connect(parentEndpoint(), (body) => {
+    if (typeof body === "object" && body !== null && "profile" in body) {
+      const { profile } = body as { profile: string }
+      return profile === "start" ? startProfile() : stopProfile(profile)
+    }
     switch (body) {
       case "cpu": {
         const u = process.cpuUsage()
