@@ -15,7 +15,9 @@
  *   middleware receives raw bytes from grpc-js and decodes them inside the
  *   middleware chain, so an auth middleware that rejects a call never parses
  *   its body. (A call's bytes still arrive: grpc-js invokes a unary or
- *   server-streaming handler only once the request message is in.)
+ *   server-streaming handler only once the request message is in.) A chain
+ *   made only of `decodeFirst` middleware (tracing, metrics, log
+ *   annotations) lets grpc-js decode as usual, which is cheaper.
  *
  * Apply it per service with `GrpcServer.serve(definition, handlers, { middleware: [...] })`,
  * or to every service of a server with `GrpcServer.layer({ ..., middleware: [...] })`.
@@ -123,6 +125,14 @@ export interface Handled {
  */
 export interface ServerMiddleware<Provides = never, R = never> {
   /**
+   * `true` when this middleware never needs to run before the request is
+   * decoded (it does not reject calls by their metadata): if every middleware
+   * on a method says so, grpc-js decodes requests as usual, which is
+   * cheaper. Tracing, metrics and `annotateLogs` set it. Default: the chain
+   * runs before decoding.
+   */
+  readonly decodeFirst?: boolean | undefined
+  /**
    * Wraps one call. `effect` runs the rest of the chain: the middleware after
    * this one, the decoding of the request, and the handler.
    */
@@ -215,14 +225,17 @@ export const provide = <I, S, R = never>(
  *
  * @since 0.1.0
  */
-export const annotateLogs: ServerMiddleware = make()((effect, call, method) => {
-  const peer = splitAddress(call.peer)
-  return Effect.annotateLogs(effect, {
-    "rpc.method": `${method.service}/${method.name}`,
-    "client.address": peer.host,
-    ...(peer.port === undefined ? {} : { "client.port": peer.port })
-  })
-})
+export const annotateLogs: ServerMiddleware = {
+  decodeFirst: true,
+  wrap: (effect, call, method) => {
+    const peer = splitAddress(call.peer)
+    return Effect.annotateLogs(effect, {
+      "rpc.method": `${method.service}/${method.name}`,
+      "client.address": peer.host,
+      ...(peer.port === undefined ? {} : { "client.port": peer.port })
+    })
+  }
+}
 
 /**
  * What client middleware sees of a call, before and after it runs.

@@ -10,8 +10,11 @@
  * ```
  *
  * Spans go to whatever tracer the program runs with: `@effect/opentelemetry`
- * (`NodeSdk.layer`), Effect's OTLP exporter (`effect/observability`), or the
- * default in-memory native tracer, which exports nothing.
+ * (`NodeSdk.layer`), Effect's OTLP exporter (`effect/observability`), or any
+ * other tracer layer. With Effect's default native tracer, which exports
+ * nothing, a call is traced only when it continues a trace (an incoming
+ * `traceparent`, or a current span), so that a relay without a tracer still
+ * forwards its callers' traces; other calls cost next to nothing.
  *
  * - A call made inside a handler is a child of the handler's server span, so
  *   client → server 1 → server 2 is one trace.
@@ -39,7 +42,7 @@
  * @module
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Clock, Context, Effect, Exit, Option, Stream, type Tracer } from "effect"
+import { Clock, Context, Effect, Exit, type Fiber, Option, Stream, Tracer } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
 import { clientCode, serverCode, splitAddress } from "./internal/callStatus.js"
@@ -161,39 +164,57 @@ const previousAttemptsAttribute = `rpc.grpc.request.metadata.${previousAttemptsK
 const methodName = (method: GrpcMiddleware.MethodInfo) => `${method.service}/${method.name}`
 
 /**
+ * Whether this fiber has nothing to trace: Effect's default native tracer
+ * (which exports nothing), and no span to continue. Effect's own advice for
+ * `nativeTracer` is to skip work only a backend could observe, so in that
+ * case no span is made at all and tracing costs next to nothing.
+ */
+const nothingToTrace = (fiber: Fiber.Fiber<unknown, unknown>, remoteParent: Tracer.ExternalSpan | undefined): boolean =>
+  remoteParent === undefined &&
+  fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer &&
+  Option.isNone(Context.getOption(fiber.context, Tracer.ParentSpan))
+
+/**
  * Server middleware: a `server` span around every call, child of the
  * caller's span when the request carries `traceparent`. Handlers (and the
- * client calls they make) run with it as their parent span.
+ * client calls they make) run with it as their parent span. With Effect's
+ * default native tracer and no incoming `traceparent`, no span is made.
  *
  * @since 0.1.0
  */
-export const server: GrpcMiddleware.ServerMiddleware = GrpcMiddleware.make()((effect, call, method) => {
-  const parent = extract(call.metadata)
-  const peer = splitAddress(call.peer)
-  const rpcMethod = methodName(method)
-  // A retried or hedged attempt says how many came before it (gRFC A6);
-  // recorded as the semconv request-metadata attribute for that key.
-  const previousAttempts = call.metadata.get(previousAttemptsKey)
-  return Effect.flatMap(
-    Effect.makeSpan(rpcMethod, {
-      kind: "server",
-      // Without a remote parent the call starts a new trace.
-      ...(parent === undefined ? { root: true } : { parent }),
-      attributes: {
-        "rpc.system.name": "grpc",
-        "rpc.method": rpcMethod,
-        "network.peer.address": peer.host,
-        ...(peer.port === undefined ? {} : { "network.peer.port": peer.port }),
-        ...(previousAttempts.length === 0 ? {} : { [previousAttemptsAttribute]: previousAttempts.map(String) })
-      }
-    }),
-    (span) =>
-      Effect.onExit(
-        Effect.withParentSpan(effect, span),
-        (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server")
+export const server: GrpcMiddleware.ServerMiddleware = {
+  decodeFirst: true,
+  wrap: (effect, call, method) => {
+    const parent = extract(call.metadata)
+    return Effect.withFiber((fiber) => {
+      if (nothingToTrace(fiber, parent)) return effect
+      const peer = splitAddress(call.peer)
+      const rpcMethod = methodName(method)
+      // A retried or hedged attempt says how many came before it (gRFC A6);
+      // recorded as the semconv request-metadata attribute for that key.
+      const previousAttempts = call.metadata.get(previousAttemptsKey)
+      return Effect.flatMap(
+        Effect.makeSpan(rpcMethod, {
+          kind: "server",
+          // Without a remote parent the call starts a new trace.
+          ...(parent === undefined ? { root: true } : { parent }),
+          attributes: {
+            "rpc.system.name": "grpc",
+            "rpc.method": rpcMethod,
+            "network.peer.address": peer.host,
+            ...(peer.port === undefined ? {} : { "network.peer.port": peer.port }),
+            ...(previousAttempts.length === 0 ? {} : { [previousAttemptsAttribute]: previousAttempts.map(String) })
+          }
+        }),
+        (span) =>
+          Effect.onExit(
+            Effect.withParentSpan(effect, span),
+            (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server")
+          )
       )
-  )
-})
+    })
+  }
+}
 
 const clientSpan = (call: GrpcMiddleware.ClientCall) => {
   const rpcMethod = methodName(call.method)
@@ -219,21 +240,26 @@ const clientSpan = (call: GrpcMiddleware.ClientCall) => {
  * Client middleware: a `client` span around every call (for streams, until
  * the Stream ends), child of the current span (the server span when the call
  * is made inside a handler), sent to the server as `traceparent` along with
- * the `tracestate` received, if any.
+ * the `tracestate` received, if any. With Effect's default native tracer and
+ * no current span, no span is made and nothing is sent.
  *
  * @since 0.1.0
  */
 export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
   effect: (effect, call) =>
-    Effect.flatMap(clientSpan(call), (span) =>
-      Effect.onExit(
-        Effect.withParentSpan(effect, span),
-        (exit) => endSpan(span, exit, clientCode(exit), "client")
-      )),
+    Effect.withFiber((fiber) =>
+      nothingToTrace(fiber, undefined) ? effect : Effect.flatMap(clientSpan(call), (span) =>
+        Effect.onExit(
+          Effect.withParentSpan(effect, span),
+          (exit) => endSpan(span, exit, clientCode(exit), "client")
+        ))
+    ),
   stream: (stream, call) =>
-    Stream.unwrap(Effect.map(clientSpan(call), (span) =>
-      Stream.onExit(
-        stream,
-        (exit) => endSpan(span, exit, clientCode(exit), "client")
-      )))
+    Stream.unwrap(Effect.withFiber((fiber) =>
+      nothingToTrace(fiber, undefined) ? Effect.succeed(stream) : Effect.map(clientSpan(call), (span) =>
+        Stream.onExit(
+          stream,
+          (exit) => endSpan(span, exit, clientCode(exit), "client")
+        ))
+    ))
 })

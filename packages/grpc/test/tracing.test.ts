@@ -246,3 +246,27 @@ describe("GrpcTracing", () => {
     assert.strictEqual(parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra")?.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
   })
 })
+
+describe("GrpcTracing with Effect's default native tracer (no exporter)", () => {
+  it.effect("makes no span for a call that continues no trace, and forwards the trace of one that does", () =>
+    Effect.gen(function*() {
+      const received: Array<grpc.Metadata> = []
+      const upstream = yield* rawServer({
+        unaryEcho: (call: grpc.ServerUnaryCall<EchoRequest, EchoResponse>, callback: grpc.sendUnaryData<EchoResponse>) => {
+          received.push(call.metadata)
+          callback(null, { message: "up" })
+        }
+      })
+      const toUpstream = yield* clientTo(upstream.port)
+      const relay = yield* startServer({ unaryEcho: (req) => toUpstream.unaryEcho(req) })
+      const caller = yield* rawClient(`127.0.0.1:${relay.port}`)
+      yield* unaryCall(caller, { message: "x" })
+      assert.deepStrictEqual(received[0]!.get("traceparent"), [], "nothing to continue: no span, nothing sent")
+      const metadata = new grpc.Metadata()
+      metadata.set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+      yield* unaryCall(caller, { message: "x" }, { metadata })
+      const [traceparent] = received[1]!.get("traceparent") as Array<string>
+      assert.match(traceparent!, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/)
+      assert.notInclude(traceparent!, "00f067aa0ba902b7")
+    }))
+})

@@ -35,10 +35,16 @@ export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.O
   return Option.isSome(deadline) && deadline.value.getTime() <= Date.now() ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED
 }
 
-/** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts. */
+/** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts (string ops: this runs per call). */
 export const splitAddress = (address: string): { host: string; port: number | undefined } => {
-  const bare = address.replace(/^(ipv4:|ipv6:|dns:(\/\/[^/]*\/)?)/, "")
-  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(bare)
-  return match === null ? { host: bare, port: undefined } : { host: match[1]!, port: Number(match[2]) }
+  let bare = address
+  if (bare.startsWith("ipv4:") || bare.startsWith("ipv6:")) bare = bare.slice(5)
+  else if (bare.startsWith("dns:")) bare = bare.slice(bare.startsWith("dns:///") ? 7 : 4)
+  const colon = bare.lastIndexOf(":")
+  const port = colon < 0 ? NaN : Number(bare.slice(colon + 1))
+  if (colon < 0 || !Number.isInteger(port) || bare.slice(colon + 1) === "" || (bare.indexOf(":") !== colon && !bare.startsWith("["))) {
+    return { host: bare, port: undefined }
+  }
+  const host = bare.slice(0, colon)
+  return { host: host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host, port }
 }
-

@@ -5,7 +5,9 @@
  * request deserializer, so grpc-js hands over raw bytes. The handler is
  * wrapped to decode them inside the handler's Effect, which runs inside the
  * middleware chain: a middleware that fails the call (auth) does so before
- * any request message is parsed. The same wrapper counts the messages
+ * any request message is parsed. When every middleware of the chain is
+ * `decodeFirst` (tracing, metrics, log annotations), grpc-js decodes as
+ * usual, which costs less. Either way the wrapper counts the messages
  * received and sent, for metrics. Methods without middleware never reach this
  * file.
  *
@@ -38,6 +40,8 @@ export const applyMiddleware = (
   const kind = kindOf(method)
   const info = methodInfo(method.path, kind)
   const deserialize = method.requestDeserialize
+  // Decode inside the chain unless every middleware asked to run after decoding.
+  const lazy = chain.some((middleware) => middleware.decodeFirst !== true)
   // Lazy: the handler's program is built before the middleware runs.
   const decode = (bytes: Buffer, ctx: ServerCallContext): Effect.Effect<unknown, GrpcError.GrpcError> =>
     Effect.suspend(() => {
@@ -59,20 +63,45 @@ export const applyMiddleware = (
     ctx.messagesSent = 1
     return response
   }
+  const countReceived = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
+    Stream.mapArray(stream, (chunk) => {
+      ctx.messagesReceived += chunk.length
+      return chunk
+    })
   // The handler's type was checked against the definition by `serve`; its
   // request type is the one `deserialize` produces.
   const h = handler as (input: unknown, ctx: ServerCallContext) => never
-  const decoding: AnyHandler = kind === "unary"
-    ? (bytes: Buffer, ctx) =>
-      Effect.map(Effect.flatMap(decode(bytes, ctx), (request) => h(request, ctx) as Effect.Effect<unknown, GrpcError.GrpcError>), sentOne(ctx))
-    : kind === "serverStreaming"
-    ? (bytes: Buffer, ctx) =>
-      countSent(Stream.unwrap(Effect.map(decode(bytes, ctx), (request) => h(request, ctx) as Stream.Stream<unknown, GrpcError.GrpcError>)), ctx)
-    : kind === "clientStreaming"
-    ? (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx) =>
-      Effect.map(h(Stream.mapEffect(requests, (bytes) => decode(bytes, ctx)), ctx) as Effect.Effect<unknown, GrpcError.GrpcError>, sentOne(ctx))
-    : (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx) =>
-      countSent(h(Stream.mapEffect(requests, (bytes) => decode(bytes, ctx)), ctx) as Stream.Stream<unknown, GrpcError.GrpcError>, ctx)
+  const handle = (input: unknown, ctx: ServerCallContext) => h(input, ctx) as Effect.Effect<unknown, GrpcError.GrpcError>
+  const handleStream = (input: unknown, ctx: ServerCallContext) =>
+    h(input, ctx) as Stream.Stream<unknown, GrpcError.GrpcError>
+  const decodeAll = (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
+    Stream.mapEffect(requests, (bytes) => decode(bytes, ctx))
+  const wrapped: AnyHandler = lazy
+    ? {
+      unary: (bytes: Buffer, ctx: ServerCallContext) =>
+        Effect.map(Effect.flatMap(decode(bytes, ctx), (request) => handle(request, ctx)), sentOne(ctx)),
+      serverStreaming: (bytes: Buffer, ctx: ServerCallContext) =>
+        countSent(Stream.unwrap(Effect.map(decode(bytes, ctx), (request) => handleStream(request, ctx))), ctx),
+      clientStreaming: (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
+        Effect.map(handle(decodeAll(requests, ctx), ctx), sentOne(ctx)),
+      bidi: (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
+        countSent(handleStream(decodeAll(requests, ctx), ctx), ctx)
+    }[kind]
+    // Every middleware runs after decoding: grpc-js decodes as usual.
+    : {
+      unary: (request: unknown, ctx: ServerCallContext) => {
+        ctx.messagesReceived = 1
+        return Effect.map(handle(request, ctx), sentOne(ctx))
+      },
+      serverStreaming: (request: unknown, ctx: ServerCallContext) => {
+        ctx.messagesReceived = 1
+        return countSent(handleStream(request, ctx), ctx)
+      },
+      clientStreaming: (requests: Stream.Stream<unknown, GrpcError.GrpcError>, ctx: ServerCallContext) =>
+        Effect.map(handle(countReceived(requests, ctx), ctx), sentOne(ctx)),
+      bidi: (requests: Stream.Stream<unknown, GrpcError.GrpcError>, ctx: ServerCallContext) =>
+        countSent(handleStream(countReceived(requests, ctx), ctx), ctx)
+    }[kind]
 
   // Outermost first: the first middleware's wrap is applied last.
   const wrap = <A>(program: Effect.Effect<A, GrpcError.GrpcError, CallContext>, ctx: ServerCallContext) => {
@@ -87,7 +116,7 @@ export const applyMiddleware = (
   }
   return {
     runtime: { ...runtime, wrap },
-    method: { ...method, requestDeserialize: identity },
-    handler: decoding
+    method: lazy ? { ...method, requestDeserialize: identity } : method,
+    handler: wrapped
   }
 }
