@@ -139,13 +139,15 @@ const record = (
  *
  * @since 0.1.0
  */
-export const server: GrpcMiddleware.ServerMiddleware = GrpcMiddleware.make()((effect, call, method) =>
-  Effect.suspend(() => {
-    const start = performance.now()
-    return Effect.onExit(effect, (exit) =>
-      record("server", method, serverCode(exit, call.deadline), start, call.messagesReceived, call.messagesSent))
-  })
-)
+export const server: GrpcMiddleware.ServerMiddleware = {
+  decodeFirst: true,
+  wrap: (effect, call, method) =>
+    Effect.suspend(() => {
+      const start = performance.now()
+      return Effect.onExit(effect, (exit) =>
+        record("server", method, serverCode(exit, call.deadline), start, call.messagesReceived, call.messagesSent))
+    })
+}
 
 const onClientExit = (call: GrpcMiddleware.ClientCall, start: number) => (exit: Exit.Exit<unknown, unknown>) => {
   const server = splitAddress(call.target)

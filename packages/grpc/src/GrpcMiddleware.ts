@@ -95,14 +95,15 @@ export interface MethodInfo {
 
 /**
  * What server middleware sees of a call: its `CallContext`, plus the number
- * of messages received and sent so far (counted while middleware is applied).
+ * of messages of its streaming sides received and sent so far. A single
+ * request or response is not counted (it stays 0).
  *
  * @since 0.1.0
  */
 export interface ServerCall extends CallContextShape {
-  /** Request messages the handler has read. */
+  /** Request messages the handler has read (client-streaming and bidi calls). */
   readonly messagesReceived: number
-  /** Response messages written. */
+  /** Response messages written (server-streaming and bidi calls). */
   readonly messagesSent: number
 }
 

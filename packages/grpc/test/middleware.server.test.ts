@@ -188,31 +188,35 @@ describe("GrpcMiddleware: server", () => {
       ])
     }))
 
-  it.effect("counts the messages a call received and sent", () =>
-    Effect.gen(function*() {
-      const seen: Array<[string, number, number]> = []
-      const count = GrpcMiddleware.make()((effect, call, method) =>
-        Effect.ensuring(effect, Effect.sync(() => seen.push([method.kind, call.messagesReceived, call.messagesSent])))
-      )
-      const client = yield* start(GrpcServer.serve(EchoDefinition, {
-        unaryEcho: (req) => Effect.succeed(req),
-        serverStreamingEcho: (req) => Stream.make(req, req, req),
-        clientStreamingEcho: (requests) => Effect.map(Stream.runCollect(requests), (all) => ({ message: `${all.length}` })),
-        bidirectionalStreamingEcho: (requests) => Stream.flatMap(requests, (r) => Stream.make(r, r))
-      }, { middleware: [count] }))
-      yield* unaryCall(client, { message: "u" })
-      yield* collect(client.serverStreamingEcho({ message: "s" }))
-      yield* clientStreamingCall(client, (call) => {
-        for (const m of ["a", "b", "c", "d"]) call.write({ message: m })
-        call.end()
-      })
-      const bidi = client.bidirectionalStreamingEcho()
-      bidi.write({ message: "x" })
-      bidi.write({ message: "y" })
-      bidi.end()
-      yield* collect(bidi)
-      assert.deepStrictEqual(seen, [["unary", 1, 1], ["serverStreaming", 1, 3], ["clientStreaming", 4, 1], ["bidi", 2, 4]])
-    }))
+  for (const decodeFirst of [false, true]) {
+    it.effect(`counts the messages a call received and sent (${decodeFirst ? "grpc-js decodes first" : "decoded in the chain"})`, () =>
+      Effect.gen(function*() {
+        const seen: Array<[string, number, number]> = []
+        const count: GrpcMiddleware.ServerMiddleware = {
+          decodeFirst,
+          wrap: (effect, call, method) =>
+            Effect.ensuring(effect, Effect.sync(() => seen.push([method.kind, call.messagesReceived, call.messagesSent])))
+        }
+        const client = yield* start(GrpcServer.serve(EchoDefinition, {
+          unaryEcho: (req) => Effect.succeed(req),
+          serverStreamingEcho: (req) => Stream.make(req, req, req),
+          clientStreamingEcho: (requests) => Effect.map(Stream.runCollect(requests), (all) => ({ message: `${all.length}` })),
+          bidirectionalStreamingEcho: (requests) => Stream.flatMap(requests, (r) => Stream.make(r, r))
+        }, { middleware: [count] }))
+        yield* unaryCall(client, { message: "u" })
+        yield* collect(client.serverStreamingEcho({ message: "s" }))
+        yield* clientStreamingCall(client, (call) => {
+          for (const m of ["a", "b", "c", "d"]) call.write({ message: m })
+          call.end()
+        })
+        const bidi = client.bidirectionalStreamingEcho()
+        bidi.write({ message: "x" })
+        bidi.write({ message: "y" })
+        bidi.end()
+        yield* collect(bidi)
+        assert.deepStrictEqual(seen, [["unary", 0, 0], ["serverStreaming", 0, 3], ["clientStreaming", 4, 0], ["bidi", 2, 4]])
+      }))
+  }
 
   it.effect("annotateLogs: handler logs carry the method and the peer", () => {
     const lines: Array<{ message: unknown; annotations: Record<string, unknown> }> = []

@@ -7,8 +7,8 @@
  * middleware chain: a middleware that fails the call (auth) does so before
  * any request message is parsed. When every middleware of the chain is
  * `decodeFirst` (tracing, metrics, log annotations), grpc-js decodes as
- * usual, which costs less. Either way the wrapper counts the messages
- * received and sent, for metrics. Methods without middleware never reach this
+ * usual, which costs less. Either way the wrapper counts the messages of
+ * streaming requests and responses, for metrics. Methods without middleware never reach this
  * file.
  *
  * @internal
@@ -43,12 +43,10 @@ export const applyMiddleware = (
   // Decode inside the chain unless every middleware asked to run after decoding.
   const lazy = chain.some((middleware) => middleware.decodeFirst !== true)
   // Lazy: the handler's program is built before the middleware runs.
-  const decode = (bytes: Buffer, ctx: ServerCallContext): Effect.Effect<unknown, GrpcError.GrpcError> =>
+  const decode = (bytes: Buffer): Effect.Effect<unknown, GrpcError.GrpcError> =>
     Effect.suspend(() => {
       try {
-        const message = deserialize(bytes)
-        ctx.messagesReceived++
-        return Effect.succeed(message)
+        return Effect.succeed(deserialize(bytes))
       } catch {
         // The status grpc-js itself sends for a request it cannot decode.
         return Effect.fail(GrpcError.make(GrpcError.Status.INTERNAL, "Error deserializing request"))
@@ -59,10 +57,6 @@ export const applyMiddleware = (
       ctx.messagesSent += chunk.length
       return chunk
     })
-  const sentOne = (ctx: ServerCallContext) => <A>(response: A): A => {
-    ctx.messagesSent = 1
-    return response
-  }
   const countReceived = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
     Stream.mapArray(stream, (chunk) => {
       ctx.messagesReceived += chunk.length
@@ -75,30 +69,24 @@ export const applyMiddleware = (
   const handleStream = (input: unknown, ctx: ServerCallContext) =>
     h(input, ctx) as Stream.Stream<unknown, GrpcError.GrpcError>
   const decodeAll = (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
-    Stream.mapEffect(requests, (bytes) => decode(bytes, ctx))
+    Stream.mapEffect(countReceived(requests, ctx), decode)
   const wrapped: AnyHandler = lazy
     ? {
-      unary: (bytes: Buffer, ctx: ServerCallContext) =>
-        Effect.map(Effect.flatMap(decode(bytes, ctx), (request) => handle(request, ctx)), sentOne(ctx)),
+      unary: (bytes: Buffer, ctx: ServerCallContext) => Effect.flatMap(decode(bytes), (request) => handle(request, ctx)),
       serverStreaming: (bytes: Buffer, ctx: ServerCallContext) =>
-        countSent(Stream.unwrap(Effect.map(decode(bytes, ctx), (request) => handleStream(request, ctx))), ctx),
+        countSent(Stream.unwrap(Effect.map(decode(bytes), (request) => handleStream(request, ctx))), ctx),
       clientStreaming: (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
-        Effect.map(handle(decodeAll(requests, ctx), ctx), sentOne(ctx)),
+        handle(decodeAll(requests, ctx), ctx),
       bidi: (requests: Stream.Stream<Buffer, GrpcError.GrpcError>, ctx: ServerCallContext) =>
         countSent(handleStream(decodeAll(requests, ctx), ctx), ctx)
     }[kind]
-    // Every middleware runs after decoding: grpc-js decodes as usual.
+    // Every middleware runs after decoding: grpc-js decodes as usual, and a
+    // unary handler is left as it is.
     : {
-      unary: (request: unknown, ctx: ServerCallContext) => {
-        ctx.messagesReceived = 1
-        return Effect.map(handle(request, ctx), sentOne(ctx))
-      },
-      serverStreaming: (request: unknown, ctx: ServerCallContext) => {
-        ctx.messagesReceived = 1
-        return countSent(handleStream(request, ctx), ctx)
-      },
+      unary: h,
+      serverStreaming: (request: unknown, ctx: ServerCallContext) => countSent(handleStream(request, ctx), ctx),
       clientStreaming: (requests: Stream.Stream<unknown, GrpcError.GrpcError>, ctx: ServerCallContext) =>
-        Effect.map(handle(countReceived(requests, ctx), ctx), sentOne(ctx)),
+        handle(countReceived(requests, ctx), ctx),
       bidi: (requests: Stream.Stream<unknown, GrpcError.GrpcError>, ctx: ServerCallContext) =>
         countSent(handleStream(countReceived(requests, ctx), ctx), ctx)
     }[kind]
