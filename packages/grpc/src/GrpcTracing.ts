@@ -164,6 +164,13 @@ const previousAttemptsAttribute = `rpc.grpc.request.metadata.${previousAttemptsK
 const methodName = (method: GrpcMiddleware.MethodInfo) => `${method.service}/${method.name}`
 
 /**
+ * `withParentSpan` otherwise captures a stack trace (`new Error()`) for every
+ * span, which was the largest single cost of a traced call: the call site
+ * would always be this module anyway.
+ */
+const noStackTrace = { captureStackTrace: false } as const
+
+/**
  * Whether this fiber has nothing to trace: Effect's default native tracer
  * (which exports nothing), and no span to continue. Effect's own advice for
  * `nativeTracer` is to skip work only a backend could observe, so in that
@@ -208,7 +215,7 @@ export const server: GrpcMiddleware.ServerMiddleware = {
         }),
         (span) =>
           Effect.onExit(
-            Effect.withParentSpan(effect, span),
+            Effect.withParentSpan(effect, span, noStackTrace),
             (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server")
           )
       )
@@ -250,7 +257,7 @@ export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
     Effect.withFiber((fiber) =>
       nothingToTrace(fiber, undefined) ? effect : Effect.flatMap(clientSpan(call), (span) =>
         Effect.onExit(
-          Effect.withParentSpan(effect, span),
+          Effect.withParentSpan(effect, span, noStackTrace),
           (exit) => endSpan(span, exit, clientCode(exit), "client")
         ))
     ),
