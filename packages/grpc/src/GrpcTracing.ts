@@ -139,24 +139,25 @@ const endSpan = (
   span: Tracer.Span,
   exit: Exit.Exit<unknown, unknown>,
   code: GrpcError.Status,
-  kind: "server" | "client"
+  kind: "server" | "client",
+  // The clock the span started with (read from the fiber once, not per step).
+  clock: Clock.Clock
 ): Effect.Effect<void> =>
-  Effect.flatMap(Clock.currentTimeNanos, (now) =>
-    Effect.sync(() => {
-      const name = GrpcError.statusName(code)
-      span.attribute("rpc.response.status_code", name)
-      const error = isError(code, kind)
-      if (error) span.attribute("error.type", name)
-      const interrupted = Exit.isFailure(exit) && Exit.hasInterrupts(exit)
-      span.end(
-        now,
-        code === GrpcError.Status.DEADLINE_EXCEEDED && interrupted
-          ? Exit.fail(GrpcError.make(code, "Deadline exceeded"))
-          : interrupted || error
-          ? exit
-          : Exit.void
-      )
-    }))
+  Effect.sync(() => {
+    const name = GrpcError.statusName(code)
+    span.attribute("rpc.response.status_code", name)
+    const error = isError(code, kind)
+    if (error) span.attribute("error.type", name)
+    const interrupted = Exit.isFailure(exit) && Exit.hasInterrupts(exit)
+    span.end(
+      clock.currentTimeNanosUnsafe(),
+      code === GrpcError.Status.DEADLINE_EXCEEDED && interrupted
+        ? Exit.fail(GrpcError.make(code, "Deadline exceeded"))
+        : interrupted || error
+        ? exit
+        : Exit.void
+    )
+  })
 
 const previousAttemptsKey = "grpc-previous-rpc-attempts"
 const previousAttemptsAttribute = `rpc.grpc.request.metadata.${previousAttemptsKey}`
@@ -216,7 +217,7 @@ export const server: GrpcMiddleware.ServerMiddleware = {
         (span) =>
           Effect.onExit(
             Effect.withParentSpan(effect, span, noStackTrace),
-            (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server")
+            (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server", fiber.getRef(Clock.Clock))
           )
       )
     })
@@ -258,7 +259,7 @@ export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
       nothingToTrace(fiber, undefined) ? effect : Effect.flatMap(clientSpan(call), (span) =>
         Effect.onExit(
           Effect.withParentSpan(effect, span, noStackTrace),
-          (exit) => endSpan(span, exit, clientCode(exit), "client")
+          (exit) => endSpan(span, exit, clientCode(exit), "client", fiber.getRef(Clock.Clock))
         ))
     ),
   stream: (stream, call) =>
@@ -266,7 +267,7 @@ export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
       nothingToTrace(fiber, undefined) ? Effect.succeed(stream) : Effect.map(clientSpan(call), (span) =>
         Stream.onExit(
           stream,
-          (exit) => endSpan(span, exit, clientCode(exit), "client")
+          (exit) => endSpan(span, exit, clientCode(exit), "client", fiber.getRef(Clock.Clock))
         ))
     ))
 })
