@@ -29,7 +29,7 @@
 import { Effect, Exit, Metric, Stream } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, serverCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, serverCode, splitAddress } from "./internal/callStatus.js"
 import { isError } from "./GrpcTracing.js"
 
 /** Bucket boundaries the conventions advise for `rpc.*.call.duration`, in seconds. */
@@ -149,9 +149,9 @@ export const server: GrpcMiddleware.ServerMiddleware = {
     })
 }
 
-const onClientExit = (call: GrpcMiddleware.ClientCall, start: number) => (exit: Exit.Exit<unknown, unknown>) => {
+const onClientExit = (call: GrpcMiddleware.ClientCall, start: number, stream: boolean) => (exit: Exit.Exit<unknown, unknown>) => {
   const server = splitAddress(call.target)
-  return record("client", call.method, clientCode(exit), start, call.messagesReceived, call.messagesSent, {
+  return record("client", call.method, stream ? clientStreamCode(exit, call.trailers) : clientCode(exit), start, call.messagesReceived, call.messagesSent, {
     "server.address": server.host,
     ...(server.port === undefined ? {} : { "server.port": String(server.port) })
   })
@@ -164,6 +164,6 @@ const onClientExit = (call: GrpcMiddleware.ClientCall, start: number) => (exit: 
  * @since 0.1.0
  */
 export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
-  effect: (effect, call) => Effect.suspend(() => Effect.onExit(effect, onClientExit(call, performance.now()))),
-  stream: (stream, call) => Stream.unwrap(Effect.sync(() => Stream.onExit(stream, onClientExit(call, performance.now()))))
+  effect: (effect, call) => Effect.suspend(() => Effect.onExit(effect, onClientExit(call, performance.now(), false))),
+  stream: (stream, call) => Stream.unwrap(Effect.sync(() => Stream.onExit(stream, onClientExit(call, performance.now(), true))))
 })

@@ -45,7 +45,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { Clock, Context, Effect, Exit, type Fiber, Option, Stream, Tracer } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, serverCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, serverCode, splitAddress } from "./internal/callStatus.js"
 
 /**
  * The `tracestate` received with a call, carried in the annotations of the
@@ -153,8 +153,11 @@ const endSpan = (
       clock.currentTimeNanosUnsafe(),
       code === GrpcError.Status.DEADLINE_EXCEEDED && interrupted
         ? Exit.fail(GrpcError.make(code, "Deadline exceeded"))
-        : interrupted || error
+        : interrupted
         ? exit
+        : error
+        // A stream its consumer stopped early succeeds, yet was cancelled.
+        ? Exit.isSuccess(exit) ? Exit.fail(GrpcError.make(code, "Call cancelled")) : exit
         : Exit.void
     )
   })
@@ -267,7 +270,7 @@ export const client: GrpcMiddleware.ClientMiddleware = GrpcMiddleware.client({
       nothingToTrace(fiber, undefined) ? Effect.succeed(stream) : Effect.map(clientSpan(call), (span) =>
         Stream.onExit(
           stream,
-          (exit) => endSpan(span, exit, clientCode(exit), "client", fiber.getRef(Clock.Clock))
+          (exit) => endSpan(span, exit, clientStreamCode(exit, call.trailers), "client", fiber.getRef(Clock.Clock))
         ))
     ))
 })

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js"
 import { EchoDefinition, type EchoRequest, type EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
-import { Context, Deferred, Effect, Fiber, Layer } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcServer, GrpcTracing, ServiceConfig } from "../src/index.js"
 import type { EchoHandlers } from "./helpers.js"
 import { echoDefaults, rawClient, rawServer, unaryCall } from "./helpers.js"
@@ -226,6 +226,25 @@ describe("GrpcTracing", () => {
       assert.strictEqual(parentId(server), callerSpan)
       assert.strictEqual(parentId(client), server.spanContext().spanId)
       assert.strictEqual(client.spanContext().spanId, upParent, "the upstream's parent is the relay's client span")
+    }).pipe(Effect.provide(tracer.layer))
+  })
+
+  it.effect("a client stream the consumer stops early ends its client span as CANCELLED", () => {
+    const tracer = inMemoryTracer()
+    return Effect.gen(function*() {
+      const server = yield* startServer({
+        serverStreamingEcho: () => Stream.repeat(Stream.make({ message: "tick" }), Schedule.forever)
+      })
+      const echo = yield* clientTo(server.port)
+      const first = yield* Stream.runCollect(Stream.take(echo.serverStreamingEcho({ message: "x" }), 1))
+      assert.strictEqual(first.length, 1)
+      yield* server.awaitIdle
+      const client = tracer.spans().find((s) => s.kind === SpanKind.CLIENT)!
+      assert.strictEqual(client.attributes["rpc.response.status_code"], "CANCELLED")
+      assert.strictEqual(client.status.code, SpanStatusCode.ERROR)
+      const serverSpan = tracer.spans().find((s) => s.kind === SpanKind.SERVER)!
+      assert.strictEqual(serverSpan.attributes["rpc.response.status_code"], "CANCELLED")
+      assert.strictEqual(serverSpan.attributes["effect.fiber.interrupted"], true)
     }).pipe(Effect.provide(tracer.layer))
   })
 

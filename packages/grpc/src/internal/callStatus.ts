@@ -22,6 +22,14 @@ export const clientCode = (exit: Exit.Exit<unknown, unknown>): grpc.status =>
   Exit.isSuccess(exit) ? grpc.status.OK : codeOfFailure(exit.cause) ?? grpc.status.CANCELLED
 
 /**
+ * A client streaming call's code: as `clientCode`, except that a Stream the
+ * consumer stopped early (it ends without error, but no status came back)
+ * was cancelled on the wire.
+ */
+export const clientStreamCode = (exit: Exit.Exit<unknown, unknown>, trailers: unknown): grpc.status =>
+  Exit.isSuccess(exit) && trailers === undefined ? grpc.status.CANCELLED : clientCode(exit)
+
+/**
  * A server call's code, as runHandler sends it: a defect is INTERNAL; an
  * interruption is DEADLINE_EXCEEDED when the call's deadline has passed,
  * otherwise CANCELLED (or UNAVAILABLE when shutdown forced it, which the
