@@ -253,6 +253,22 @@ describe("codec: falls back to the plain path, correctly", () => {
     assert.deepStrictEqual(inner({ message: "d" }), stock(EchoRequest, { message: "d" }))
   })
 
+  it("a codec that wraps ts-proto and ignores the writer it is given is used as it is, after others took the fast path", () => {
+    const echo = serializer(EchoRequest)
+    assert.deepStrictEqual(echo({ message: "a" }), stock(EchoRequest, { message: "a" }))
+    assert.isTrue(usesFastPath(EchoRequest, { message: "a" }))
+    // Same BinaryWriter class as EchoRequest's, but a one-argument encode.
+    const Wrapped = {
+      encode: (message: { readonly message: string }) => EchoRequest.encode({ message: message.message.toUpperCase() }),
+      decode: (bytes: Uint8Array) => EchoRequest.decode(bytes)
+    }
+    const serialize = serializer(Wrapped)
+    for (const message of ["x", "yy", "z".repeat(300)]) {
+      assert.deepStrictEqual(serialize({ message }), stock(EchoRequest, { message: message.toUpperCase() }))
+    }
+    assert.isFalse(usesFastPath(Wrapped, { message: "x" }))
+  })
+
   it("a codec whose writer has another shape (e.g. protobufjs's) is used as it is", () => {
     const Other = {
       encode: (message: { readonly n: number }) => ({ len: 2, finish: () => Uint8Array.of(8, message.n) }),

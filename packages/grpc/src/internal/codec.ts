@@ -92,9 +92,10 @@ const verify = (type: EncodeFn, message: unknown, expected: Uint8Array, sample: 
   // The class that made it; whether `new make()` gives a usable writer is
   // checked below before anything relies on it.
   const make = sample.constructor as WriterClass
-  const known = shared.get(make)
-  if (known !== undefined) return known
   try {
+    // Checked for every codec, even when its writer class is already known:
+    // a codec can wrap a ts-proto encode and ignore the writer it is given,
+    // and the shared writer would then stay empty.
     const probe: unknown = new make()
     if (!isWriterShaped(probe) || probe.pos !== 0) return undefined
     for (let round = 0; round < 2; round++) {
@@ -103,6 +104,8 @@ const verify = (type: EncodeFn, message: unknown, expected: Uint8Array, sample: 
       if (!sameBytes(probe.buffer.subarray(0, probe.pos), expected)) return undefined
       probe.pos = 0
     }
+    const known = shared.get(make)
+    if (known !== undefined) return known
     const entry: SharedWriter = { make, writer: probe, busy: false }
     shared.set(make, entry)
     return entry
