@@ -215,7 +215,8 @@ export const provide = <I, S, R = never>(
   build: (call: ServerCall, method: MethodInfo) => Effect.Effect<S, GrpcError, R>
 ): ServerMiddleware<I, Exclude<R, CallContext>> =>
   make<I>()((effect, call, method) =>
-    Effect.flatMap(build(call, method), (service) => Effect.provideService(effect, key, service))
+    // suspend: a `build` that throws is a defect of the call, not of grpc-js.
+    Effect.flatMap(Effect.suspend(() => build(call, method)), (service) => Effect.provideService(effect, key, service))
   )
 
 /**

@@ -237,6 +237,35 @@ describe("GrpcMiddleware: server", () => {
     }).pipe(Effect.provide(Logger.layer([capture])))
   })
 
+  it.effect("a middleware wrap or provide build that throws ends the call INTERNAL and is logged, like a throwing handler", () => {
+    const logged: Array<string> = []
+    let onLog: () => void = () => {}
+    const capture = Logger.make((options) => {
+      if (String(options.message).includes("died")) {
+        logged.push(String(options.message))
+        onLog()
+      }
+    })
+    const throwingWrap = GrpcMiddleware.make()(() => {
+      throw new Error("wrap exploded")
+    })
+    const throwingBuild = GrpcMiddleware.provide(CurrentUser, () => {
+      throw new Error("build exploded")
+    })
+    return Effect.gen(function*() {
+      for (const middleware of [throwingWrap, throwingBuild]) {
+        logged.length = 0
+        const wasLogged = new Promise<void>((resolve) => (onLog = resolve))
+        const client = yield* start(GrpcServer.serve(EchoDefinition, echoDefaults, { middleware: [middleware] }))
+        const result = yield* unaryCall(client, { message: "u" })
+        assert.strictEqual(result.code, grpc.status.INTERNAL)
+        assert.strictEqual(result.details, "Internal server error")
+        yield* Effect.promise(() => wasLogged)
+        assert.strictEqual(logged.length, 1)
+      }
+    }).pipe(Effect.provide(Logger.layer([capture])))
+  })
+
   it("types: a handler that needs CurrentUser compiles into a runnable server only with a middleware that provides it", () => {
     const handlers = {
       ...echoDefaults,

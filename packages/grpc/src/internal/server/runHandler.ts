@@ -52,11 +52,12 @@ export const runHandler = <A>(
   let program: Effect.Effect<A, GrpcError, CallContext>
   try {
     program = handler(ctx)
+    if (runtime.wrap !== undefined) program = runtime.wrap(program, ctx)
   } catch (defect) {
-    // A handler that throws before returning its Effect is a defect like any other.
+    // A handler, or a middleware's `wrap`, that throws before returning its
+    // Effect is a defect like any other (INTERNAL, logged).
     program = Effect.die(defect)
   }
-  if (runtime.wrap !== undefined) program = runtime.wrap(program, ctx)
   const fiber = runtime.runFork(Effect.provideService(program, CallContext, ctx))
   // A handler that completed synchronously (e.g. `Effect.succeed`) needs no
   // cancellation listener at all.
