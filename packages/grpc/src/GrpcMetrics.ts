@@ -29,7 +29,7 @@
 import { Effect, Exit, Metric, Stream } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, clientStreamCode, serverCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, ForcingShutdown, serverCode, splitAddress } from "./internal/callStatus.js"
 import { isError } from "./GrpcTracing.js"
 
 /** Bucket boundaries the conventions advise for `rpc.*.call.duration`, in seconds. */
@@ -142,10 +142,17 @@ const record = (
 export const server: GrpcMiddleware.ServerMiddleware = {
   decodeFirst: true,
   wrap: (effect, call, method) =>
-    Effect.suspend(() => {
+    Effect.withFiber((fiber) => {
       const start = performance.now()
       return Effect.onExit(effect, (exit) =>
-        record("server", method, serverCode(exit, call.deadline), start, call.messagesReceived, call.messagesSent))
+        record(
+          "server",
+          method,
+          serverCode(exit, call.deadline, fiber.getRef(ForcingShutdown)()),
+          start,
+          call.messagesReceived,
+          call.messagesSent
+        ))
     })
 }
 

@@ -52,6 +52,7 @@ import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
 import type * as GrpcMiddleware from "./GrpcMiddleware.js"
 import { applyMiddleware } from "./internal/server/middleware.js"
 import * as Guards from "./internal/server/guards.js"
+import { ForcingShutdown } from "./internal/callStatus.js"
 import type { HandlerRuntime } from "./internal/server/runHandler.js"
 import { type HandlersContext, type NoScope, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
 
@@ -327,9 +328,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       // The registering layer's own Scope is left out of the handlers'
       // context: a handler's scoped resources must not live until shutdown
       // (`serve` rejects handlers that require Scope at compile time).
-      const context = Context.omit(Scope.Scope)(yield* Effect.context<never>())
+      const isForcingShutdown = () => forcing
+      const context = Context.add(Context.omit(Scope.Scope)(yield* Effect.context<never>()), ForcingShutdown, isForcingShutdown)
       const runFork = yield* Effect.provideContext(FiberSet.runtime(fibers)<never>(), context)
-      const runtime: HandlerRuntime = { runFork, isForcingShutdown: () => forcing }
+      const runtime: HandlerRuntime = { runFork, isForcingShutdown }
       const grpcDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...toGrpcJs(definition) }
       const chain = options.middleware === undefined ? middleware : [...options.middleware, ...middleware]
       const implementation: grpc.UntypedServiceImplementation = {}

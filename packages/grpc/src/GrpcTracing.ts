@@ -45,7 +45,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { Clock, Context, Effect, Exit, type Fiber, Option, Stream, Tracer } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, clientStreamCode, serverCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, ForcingShutdown, serverCode, splitAddress } from "./internal/callStatus.js"
 
 /**
  * The `tracestate` received with a call, carried in the annotations of the
@@ -220,7 +220,7 @@ export const server: GrpcMiddleware.ServerMiddleware = {
         (span) =>
           Effect.onExit(
             Effect.withParentSpan(effect, span, noStackTrace),
-            (exit) => endSpan(span, exit, serverCode(exit, call.deadline), "server", fiber.getRef(Clock.Clock))
+            (exit) => endSpan(span, exit, serverCode(exit, call.deadline, fiber.getRef(ForcingShutdown)()), "server", fiber.getRef(Clock.Clock))
           )
       )
     })

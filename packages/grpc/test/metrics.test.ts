@@ -8,9 +8,9 @@ import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
 import * as Resource from "@effect/opentelemetry/Resource"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
-import { Context, Effect, Layer, Metric, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Scope, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcMetrics, GrpcServer } from "../src/index.js"
-import { echoDefaults } from "./helpers.js"
+import { echoDefaults, rawClient, unaryCall } from "./helpers.js"
 
 const method = "grpc.examples.echo.Echo/UnaryEcho"
 
@@ -65,6 +65,36 @@ describe("GrpcMetrics", () => {
       assert.deepInclude(codes, ["NOT_FOUND", "NOT_FOUND"])
       assert.deepInclude(codes, ["UNAVAILABLE", "UNAVAILABLE"])
       assert.isTrue(client.every((m) => m.attributes?.["server.address"] === "127.0.0.1"))
+    }))
+
+  // The grace period is wall-clock time, so this test runs on the live clock.
+  it.live("a call a forced shutdown interrupts is recorded as UNAVAILABLE, the status its client got", () =>
+    Effect.gen(function*() {
+      const unavailable = {
+        "rpc.system.name": "grpc",
+        "rpc.method": method,
+        "rpc.response.status_code": "UNAVAILABLE",
+        "error.type": "UNAVAILABLE"
+      }
+      const before = yield* durationCount(GrpcMetrics.serverDuration, unavailable)
+      const scope = yield* Scope.make()
+      const started = yield* Deferred.make<void>()
+      const context = yield* Layer.build(
+        GrpcServer.serve(EchoDefinition, {
+          ...echoDefaults,
+          unaryEcho: () => Effect.andThen(Deferred.succeed(started, undefined), Effect.never)
+        }).pipe(Layer.provideMerge(GrpcServer.layer({
+          ...GrpcServer.testOptions,
+          gracePeriod: "10 millis",
+          middleware: [GrpcMetrics.server]
+        })))
+      ).pipe(Scope.provide(scope))
+      const client = yield* rawClient(`127.0.0.1:${Context.get(context, GrpcServer.GrpcServer).port}`)
+      const call = yield* Effect.forkChild(unaryCall(client, { message: "x" }), { startImmediately: true })
+      yield* Deferred.await(started)
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual((yield* Fiber.join(call)).code, GrpcError.Status.UNAVAILABLE)
+      assert.strictEqual((yield* durationCount(GrpcMetrics.serverDuration, unavailable)) - before, 1)
     }))
 
   it.effect("records the messages received and sent by streaming calls", () =>

@@ -5,7 +5,7 @@
  * @internal
  */
 import * as grpc from "@grpc/grpc-js"
-import { Cause, Exit, Option } from "effect"
+import { Cause, Context, Exit, Option } from "effect"
 import { isGrpcError } from "../GrpcError.js"
 
 const codeOfFailure = (cause: Cause.Cause<unknown>): grpc.status | undefined => {
@@ -30,17 +30,38 @@ export const clientStreamCode = (exit: Exit.Exit<unknown, unknown>, trailers: un
   Exit.isSuccess(exit) && trailers === undefined ? grpc.status.CANCELLED : clientCode(exit)
 
 /**
- * A server call's code, as runHandler sends it: a defect is INTERNAL; an
- * interruption is DEADLINE_EXCEEDED when the call's deadline has passed,
- * otherwise CANCELLED (or UNAVAILABLE when shutdown forced it, which the
- * client rarely sees).
+ * Whether the server is forcing its shutdown (past the grace period,
+ * interrupting the handlers still running). GrpcServer provides it once per
+ * registered service, in the context its handlers (and their middleware) run
+ * with, so telemetry records the status the client was sent.
  */
-export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.Option<Date>): grpc.status => {
+export const ForcingShutdown = Context.Reference<() => boolean>("@fiber-grpc/grpc/GrpcServer/ForcingShutdown", {
+  defaultValue: () => () => false
+})
+
+/**
+ * The code of a server call that was interrupted: DEADLINE_EXCEEDED when its
+ * deadline has passed (grpc-js itself ended the call with it), UNAVAILABLE
+ * when a forced shutdown interrupted it, otherwise CANCELLED.
+ */
+export const interruptedCode = (deadline: Option.Option<Date>, forcing: boolean): grpc.status =>
+  Option.isSome(deadline) && deadline.value.getTime() <= Date.now()
+    ? grpc.status.DEADLINE_EXCEEDED
+    : forcing
+    ? grpc.status.UNAVAILABLE
+    : grpc.status.CANCELLED
+
+/**
+ * A server call's code, as runHandler sends it (see `failureStatus`): a
+ * `GrpcError`'s code, INTERNAL for a defect, `interruptedCode` for an
+ * interruption.
+ */
+export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.Option<Date>, forcing: boolean): grpc.status => {
   if (Exit.isSuccess(exit)) return grpc.status.OK
   const error = Cause.findErrorOption(exit.cause)
   if (Option.isSome(error)) return isGrpcError(error.value) ? error.value.code : grpc.status.UNKNOWN
   if (Cause.hasDies(exit.cause)) return grpc.status.INTERNAL
-  return Option.isSome(deadline) && deadline.value.getTime() <= Date.now() ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED
+  return interruptedCode(deadline, forcing)
 }
 
 /** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts (string ops: this runs per call). */

@@ -20,6 +20,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Cause, Effect, type Exit, type Fiber, Option } from "effect"
 import { CallContext, type ServerCall, ServerCallContext } from "../../CallContext.js"
 import { GrpcError } from "../../GrpcError.js"
+import { interruptedCode } from "../callStatus.js"
 import { addRetryPushback } from "./retryPushback.js"
 
 /** What the server gives each registered service to run its calls. */
@@ -95,8 +96,9 @@ const failureTrailers = (ctx: ServerCallContext, extra?: grpc.Metadata): grpc.Me
  * - a `GrpcError` is sent as it is;
  * - a defect is logged on the server (with the handler's logger) and becomes
  *   `INTERNAL` with a generic message, so no stack or message leaks;
- * - an interruption becomes `CANCELLED`, or `UNAVAILABLE` when shutdown
- *   interrupted it (grpc-js drops it when the client has already gone).
+ * - an interruption becomes `CANCELLED`, `UNAVAILABLE` when shutdown
+ *   interrupted it, or `DEADLINE_EXCEEDED` past the deadline (grpc-js drops
+ *   it when the client has already gone or the call already ended).
  */
 export const failureStatus = (
   runtime: HandlerRuntime,
@@ -113,9 +115,14 @@ export const failureStatus = (
     runtime.runFork(Effect.logError(`gRPC handler ${ctx.method} died; the client receives INTERNAL`, cause))
     return { code: grpc.status.INTERNAL, details: "Internal server error", metadata: failureTrailers(ctx) }
   }
-  return runtime.isForcingShutdown()
-    ? { code: grpc.status.UNAVAILABLE, details: "Server is shutting down", metadata: failureTrailers(ctx) }
-    : { code: grpc.status.CANCELLED, details: "Call cancelled", metadata: failureTrailers(ctx) }
+  // The same code telemetry records (internal/callStatus.ts).
+  const code = interruptedCode(ctx.deadline, runtime.isForcingShutdown())
+  return { code, details: interruptedDetails[code] ?? "Call cancelled", metadata: failureTrailers(ctx) }
+}
+
+const interruptedDetails: Partial<Record<grpc.status, string>> = {
+  [grpc.status.DEADLINE_EXCEEDED]: "Deadline exceeded",
+  [grpc.status.UNAVAILABLE]: "Server is shutting down"
 }
 
 /** Ends a call answered through grpc-js's callback: unary and client streaming. */
