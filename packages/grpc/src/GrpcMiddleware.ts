@@ -66,7 +66,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { type Context, Effect, Stream } from "effect"
 import type { CallContext, CallContextShape } from "./CallContext.js"
 import type { CallOptions } from "./internal/client/callOptions.js"
-import { clientCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, splitAddress } from "./internal/callStatus.js"
 import type { GrpcError } from "./GrpcError.js"
 
 /**
@@ -323,7 +323,8 @@ export const clientMetadata = <R = never>(
 
 /**
  * A client middleware that observes how each call ended: `onEnd` receives the
- * call (with its trailers) and the status code (`0` for OK).
+ * call (with its trailers) and the status code (`0` for OK; `CANCELLED` for a
+ * call the caller interrupted or a response Stream its consumer stopped early).
  *
  * @since 0.1.0
  */
@@ -331,5 +332,7 @@ export const clientObserve = <R = never>(
   onEnd: (call: ClientCall, code: GrpcError["code"]) => Effect.Effect<void, never, R>
 ): ClientMiddleware<R> => ({
   effect: (effect, call) => Effect.onExit(effect, (exit) => onEnd(call, clientCode(exit))),
-  stream: (stream, call) => Stream.onExit(stream, (exit) => onEnd(call, clientCode(exit)))
+  // A Stream the consumer stopped early ends without error but was cancelled
+  // on the wire: CANCELLED, as in GrpcTracing and GrpcMetrics.
+  stream: (stream, call) => Stream.onExit(stream, (exit) => onEnd(call, clientStreamCode(exit, call.trailers)))
 })

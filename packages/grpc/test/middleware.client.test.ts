@@ -6,9 +6,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { EchoDefinition, type EchoRequest, type EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
-import { Context, Effect, Layer, Ref, Stream } from "effect"
+import { Context, Effect, Layer, Ref, Schedule, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcMiddleware, GrpcServer } from "../src/index.js"
-import { echoDefaults, rawServer } from "./helpers.js"
+import { echoDefaults, rawServer, startEcho } from "./helpers.js"
 
 /** A token that a background job would refresh; here the test refreshes it by hand. */
 class TokenSource extends Context.Service<TokenSource, { readonly current: Effect.Effect<string>; readonly refresh: (t: string) => Effect.Effect<void> }>()(
@@ -168,4 +168,20 @@ describe("GrpcMiddleware: client", () => {
     )
     assert.strictEqual([made, dropped].length, 2)
   })
+
+  it.effect("observes a response stream the consumer stopped early as CANCELLED", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({
+        serverStreamingEcho: () => Stream.repeat(Stream.make({ message: "tick" }), Schedule.forever)
+      })
+      const channel = yield* GrpcClient.makeChannel(`127.0.0.1:${server.port}`)
+      const codes: Array<string> = []
+      const echo = GrpcClient.makeWith(channel, EchoDefinition, {
+        middleware: [GrpcMiddleware.clientObserve((_, code) => Effect.sync(() => codes.push(GrpcError.statusName(code))))],
+        context: Context.empty()
+      })
+      const first = yield* Stream.runCollect(Stream.take(echo.serverStreamingEcho({ message: "s" }), 1))
+      assert.strictEqual(first.length, 1)
+      assert.deepStrictEqual(codes, ["CANCELLED"])
+    }))
 })
