@@ -395,17 +395,26 @@ const adapt = (
   return method.responseStream ? handleServerStreamingCall(runtime, h) : handleUnaryCall(runtime, h)
 }
 
-/** Runs `effect` for at most `millis` of wall-clock time; true if it finished. */
+/**
+ * Runs `effect` for at most `millis` of wall-clock time; true if it finished.
+ * A non-finite `millis` (e.g. `gracePeriod: "Infinity"`) waits as long as it
+ * takes, and a longer one than a Node timer holds is clamped: Node fires a
+ * timer above 2^31-1 ms (or Infinity) after 1 ms.
+ */
 const finishesWithin = (effect: Effect.Effect<void>, millis: number): Effect.Effect<boolean> =>
-  Effect.raceFirst(
-    Effect.as(effect, true),
-    // A real timer on purpose: shutdown must end in bounded wall time even
-    // when the server runs under a TestClock.
-    Effect.callback<boolean>((resume) => {
-      const timer = setTimeout(() => resume(Effect.succeed(false)), millis)
-      return Effect.sync(() => clearTimeout(timer))
-    })
-  )
+  Number.isFinite(millis)
+    ? Effect.raceFirst(
+      Effect.as(effect, true),
+      // A real timer on purpose: shutdown must end in bounded wall time even
+      // when the server runs under a TestClock.
+      Effect.callback<boolean>((resume) => {
+        const timer = setTimeout(() => resume(Effect.succeed(false)), Math.min(millis, maxTimerMillis))
+        return Effect.sync(() => clearTimeout(timer))
+      })
+    )
+    : Effect.as(effect, true)
+
+const maxTimerMillis = 2 ** 31 - 1
 
 /**
  * The server as a Layer.

@@ -90,6 +90,32 @@ describe("GrpcServer: lifecycle", () => {
       })
   )
 
+  // Node fires a setTimeout of Infinity (or above 2^31-1 ms) after 1 ms: an
+  // unguarded timer would interrupt the call at once.
+  it.live("gracePeriod \"Infinity\": shutdown waits for the call in flight", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const { server } = yield* startEcho({
+        unaryEcho: (req) => Deferred.succeed(started, undefined).pipe(Effect.andThen(Deferred.await(release)), Effect.as(req))
+      }, { gracePeriod: "Infinity" }).pipe(Scope.provide(scope))
+      const client = yield* rawClient(`127.0.0.1:${server.port}`)
+      const inFlight = yield* Effect.forkChild(unaryCall(client, { message: "in flight" }), { startImmediately: true })
+      yield* Deferred.await(started)
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+      // A call from a new client is refused once shutdown has begun: a round
+      // trip, far longer than the 1 ms such a timer would take.
+      const late = yield* rawClient(`127.0.0.1:${server.port}`)
+      const refused = yield* unaryCall(late, { message: "late" }, { deadline: new Date(Date.now() + 2000) })
+      assert.notStrictEqual(refused.code, grpc.status.OK)
+      yield* Deferred.succeed(release, undefined)
+      const seen = yield* Fiber.join(inFlight)
+      assert.strictEqual(seen.code, grpc.status.OK)
+      assert.deepStrictEqual(seen.response, { message: "in flight" })
+      yield* Fiber.join(closing)
+    }))
+
   it.live("shutdown with nothing in flight returns at once", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
