@@ -138,6 +138,10 @@ export const make: Effect.Effect<GrpcHealth["Service"], never, GrpcServer.GrpcSe
           // Inclusive: the first state after shutdown starts is sent, then the stream ends.
           Stream.takeUntil(([s]) => s.shuttingDown),
           Stream.map(([s, registered]) => Option.getOrElse(statusOf(s, registered, service), () => ServingStatus.SERVICE_UNKNOWN)),
+          // Only the latest status matters: a watcher that stops reading holds
+          // one pending status, not every change since (the changes of a
+          // SubscriptionRef are buffered without bound).
+          Stream.buffer({ capacity: 1, strategy: "sliding" }),
           Stream.changes
         )
     })

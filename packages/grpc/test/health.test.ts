@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Queue, Scope, Stream } from "effect"
 import { HealthCheckRequest, HealthCheckResponse } from "../src/generated/grpc/health/v1/health.js"
 import { GrpcHealth, GrpcServer } from "../src/index.js"
 import { echoDefaults, type EchoHandlers } from "./helpers.js"
@@ -129,6 +129,31 @@ describe("GrpcHealth", () => {
     }))
 
   // Shutdown's grace period is wall-clock time: live clock.
+  it.effect("a Watch whose reader stops holds only the latest status, not every change since", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { health } = yield* start(scope)
+      const service = "grpc.examples.echo.Echo"
+      const pull = yield* Stream.toPull(health.watch(service))
+      assert.deepStrictEqual(yield* pull, [SERVING])
+      // The reader stops while the status changes 1000 times (each change in
+      // its own turn, as when other fibers set them).
+      for (let i = 0; i < 1000; i++) {
+        yield* health.setStatus(service, i % 2 === 0 ? NOT_SERVING : SERVING)
+        yield* Effect.yieldNow
+      }
+      yield* health.setStatus(service, SERVICE_UNKNOWN)
+      let read = 0
+      let last: number | undefined
+      while (last !== SERVICE_UNKNOWN) {
+        const chunk = yield* pull
+        read += chunk.length
+        last = chunk[chunk.length - 1]
+      }
+      assert.isAtMost(read, 3)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.live("graceful shutdown: every status turns NOT_SERVING first, Watch streams get it and end, in-flight calls still finish", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
