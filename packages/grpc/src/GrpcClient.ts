@@ -26,8 +26,8 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js"
-import { Context, Effect, Layer, type Scope, type Stream } from "effect"
-import type { GrpcError } from "./GrpcError.js"
+import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import { type GrpcError, make as makeGrpcError, Status } from "./GrpcError.js"
 import { bidiStreamingCall } from "./internal/client/bidiStreamingCall.js"
 import { type CallOptions, closedChannels, type Compression, Propagation } from "./internal/client/callOptions.js"
 import { flushPendingCancels } from "./internal/client/cancel.js"
@@ -330,7 +330,12 @@ export const makeWith = <S extends ServiceDefinition, R = never>(
       let sibling = compressed.get(compression)
       if (sibling === undefined) {
         if (channel.withCompression === undefined) {
-          throw new Error("a call's compression option needs a channel opened by GrpcClient.makeChannel")
+          // A failure of the call (not a throw outside it), of the call's own shape.
+          const error = makeGrpcError(
+            Status.FAILED_PRECONDITION,
+            `a call's compression option ("${compression}") needs a channel opened by GrpcClient.makeChannel; this GrpcChannel cannot open another`
+          )
+          return method.responseStream ? Stream.fail(error) : Effect.fail(error)
         }
         sibling = callOn(channel.withCompression(compression))
         compressed.set(compression, sibling)

@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { EchoDefinition, EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import * as grpc from "@grpc/grpc-js"
 import { Effect, Exit, Queue, Scope, Stream } from "effect"
 import * as http2 from "node:http2"
 import type { AddressInfo } from "node:net"
@@ -108,6 +109,26 @@ describe("compression", () => {
       yield* Scope.close(scope, Exit.void)
       const error = yield* Effect.flip(echo.unaryEcho({ message }, { compression: "gzip" }))
       assert.strictEqual(error.code, GrpcError.Status.UNAVAILABLE)
+    }))
+
+  it.effect("a call's compression option on a GrpcChannel not made by makeChannel fails the call with FAILED_PRECONDITION", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({ unaryEcho: Effect.succeed, serverStreamingEcho: (r) => Stream.make(r) })
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure())),
+        (client) => Effect.sync(() => client.close())
+      )
+      const channel = GrpcClient.GrpcChannel.of({ target: `127.0.0.1:${server.port}`, client })
+      const echo = GrpcClient.makeWith(channel, EchoDefinition)
+      // Building the call does not throw; running it fails.
+      const unary = echo.unaryEcho({ message }, { compression: "gzip" })
+      const error = yield* Effect.flip(unary)
+      assert.strictEqual(error.code, GrpcError.Status.FAILED_PRECONDITION)
+      assert.include(error.message, "makeChannel")
+      const streamed = yield* Effect.flip(Stream.runDrain(echo.serverStreamingEcho({ message }, { compression: "gzip" })))
+      assert.strictEqual(streamed.code, GrpcError.Status.FAILED_PRECONDITION)
+      // Without the option the channel works.
+      assert.deepStrictEqual(yield* echo.unaryEcho({ message }), { message })
     }))
 
   it.effect("our server accepts gzip and deflate requests; grpc-js hides from the handler that they were compressed", () =>
