@@ -176,18 +176,24 @@ export class ServiceConfigError extends Data.TaggedError("ServiceConfigError")<{
 }
 
 /**
- * Names some methods of a service, checked against its generated definition.
- * With no method keys, names every method of the service (as `service` does).
+ * Names some methods of a service (at least one), checked against its
+ * generated definition. Use `service` to name every method: an empty list
+ * here would silently apply a retry or hedging policy to every method,
+ * unsafe ones included, so it is rejected (by the type, and at runtime).
  *
  * @since 0.1.0
  */
 export const methods = <S extends ServiceDefinition>(
   definition: S,
-  ...keys: ReadonlyArray<keyof S["methods"] & string>
-): ReadonlyArray<MethodName> =>
-  keys.length === 0
-    ? [{ service: definition.fullName }]
-    : keys.map((key) => ({ service: definition.fullName, method: definition.methods[key]!.name }))
+  ...keys: readonly [keyof S["methods"] & string, ...ReadonlyArray<keyof S["methods"] & string>]
+): ReadonlyArray<MethodName> => {
+  if (keys.length === 0) {
+    throw new TypeError(
+      `ServiceConfig.methods(${definition.fullName}) names no method; use ServiceConfig.service to name every method`
+    )
+  }
+  return keys.map((key) => ({ service: definition.fullName, method: definition.methods[key]!.name }))
+}
 
 /**
  * Names every method of a service.

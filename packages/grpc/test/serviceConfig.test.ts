@@ -16,6 +16,18 @@ const problems = (serviceConfig: ServiceConfig.ServiceConfig) =>
   Effect.map(Effect.flip(GrpcClient.makeChannel("127.0.0.1:1", { serviceConfig })), (e) => e.problems)
 
 describe("ServiceConfig: checked when the channel is made", () => {
+  it("methods() needs at least one method key, by type and at runtime (use service() for every method)", () => {
+    assert.deepStrictEqual(ServiceConfig.methods(EchoDefinition, "unaryEcho", "clientStreamingEcho"), [
+      { service: "grpc.examples.echo.Echo", method: "UnaryEcho" },
+      { service: "grpc.examples.echo.Echo", method: "ClientStreamingEcho" }
+    ])
+    // @ts-expect-error no method key
+    assert.throws(() => ServiceConfig.methods(EchoDefinition), /use ServiceConfig.service/)
+    const none: ReadonlyArray<"unaryEcho"> = []
+    // @ts-expect-error a possibly empty list does not type either
+    assert.throws(() => ServiceConfig.methods(EchoDefinition, ...none), /names no method/)
+  })
+
   it.effect("a valid config opens the channel, and grpc-js gets it in its JSON form", () =>
     Effect.gen(function*() {
       const channel = yield* GrpcClient.makeChannel("ipv4:127.0.0.1:1,127.0.0.1:2", {
