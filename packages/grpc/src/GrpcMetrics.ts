@@ -160,6 +160,8 @@ const onClientExit = (call: GrpcMiddleware.ClientCall, start: number, stream: bo
   const server = splitAddress(call.target)
   return record("client", call.method, stream ? clientStreamCode(exit, call.trailers) : clientCode(exit), start, call.messagesReceived, call.messagesSent, {
     "server.address": server.host,
+    // A string, unlike the int of semconv and GrpcTracing: Effect's metric
+    // attributes are string-valued (Metric.AttributeSet).
     ...(server.port === undefined ? {} : { "server.port": String(server.port) })
   })
 }
