@@ -49,7 +49,7 @@ const settings = quick
     baselineSoakCalls: 10_000
   }
   : {
-    rounds: 4,
+    rounds: 5,
     windowSeconds: 2,
     clientWarmupMs: 300,
     prewarmSeconds: 2,
@@ -191,7 +191,9 @@ const ratios = (samples: Samples, row: string, side: Side, base: Side = "protolo
 const med = (samples: Samples, row: string, side: Side, f: (s: Sample) => number) =>
   median((samples.get(row)?.[side] ?? []).map(f))
 
-const log = (line: string) => process.stderr.write(`${line}\n`)
+const startedAt = performance.now()
+const log = (line: string) =>
+  process.stderr.write(`[${((performance.now() - startedAt) / 1000).toFixed(0).padStart(4)} s] ${line}\n`)
 
 // ------------------------------------------------------------------- h2load
 const h2loadPath = (() => {
@@ -363,19 +365,32 @@ const cancelLatencies: Record<Impl, Record<"1 hop" | "3 hops", Array<number>>> =
   raw: { "1 hop": [], "3 hops": [] }
 }
 
+/**
+ * Each implementation's chain (A → B → C) is started once; rounds alternate
+ * between the two chains, each round cancelling calls over one hop (A → C)
+ * and over three (A → B → C).
+ */
 const measureCancellation = async () => {
-  for (let round = 0; round < Math.min(settings.rounds, 4); round++) {
-    const impls: ReadonlyArray<Impl> = round % 2 === 0 ? ["framework", "raw"] : ["raw", "framework"]
-    for (const impl of impls) {
-      log(`cancellation: round ${round + 1}, ${impl}`)
-      const finAtC = new Map<string, number>()
-      const c = await startServer(impl, { mode: "cancel", onFin: (f) => finAtC.set(f.fin, f.t) })
-      const b = await startServer(impl, { mode: "cancel", next: c.port })
-      const a = await startLoad("raw", c.port)
+  const finAtC = new Map<string, number>()
+  const chains = new Map<Impl, { readonly a: Proc; readonly b: Server; readonly c: Server }>()
+  for (const impl of ["framework", "raw"] as const) {
+    const c = await startServer(impl, { mode: "cancel", onFin: (f) => finAtC.set(f.fin, f.t) })
+    const b = await startServer(impl, { mode: "cancel", next: c.port })
+    const a = await startLoad("raw", c.port)
+    for (const port of [c.port, b.port]) {
+      await a.peer.request<CancelResult>({ task: "cancel", port, prefix: `warm-${impl}-${port}`, count: 200 } satisfies Task)
+    }
+    chains.set(impl, { a, b, c })
+  }
+  const rounds = Math.min(settings.rounds, 3)
+  for (let round = 0; round < rounds; round++) {
+    for (const impl of orderOf(["framework", "raw"] as const, round)) {
+      log(`cancellation: round ${round + 1}/${rounds}, ${impl}`)
+      const { a, b, c } = chains.get(impl)!
       for (const [hops, port] of [["1 hop", c.port], ["3 hops", b.port]] as const) {
-        const prefix = `${round}-${hops}`
-        await a.peer.request<CancelResult>({ task: "cancel", port, prefix: `warm-${prefix}`, count: 200 } satisfies Task)
-        const r = await a.peer.request<CancelResult>({ task: "cancel", port, prefix, count: settings.cancels } satisfies Task)
+        const r = await a.peer.request<CancelResult>(
+          { task: "cancel", port, prefix: `${impl}-${round}-${hops}`, count: settings.cancels } satisfies Task
+        )
         // Wait until C has reported every cancelled call's finalizer (IPC is
         // asynchronous), for at most two seconds; a call still missing then
         // counts as missed.
@@ -388,10 +403,12 @@ const measureCancellation = async () => {
           cancelLatencies[impl][hops].push(fin === undefined ? Infinity : fin - t)
         }
       }
-      await stop(a)
-      await stop(b)
-      await stop(c)
     }
+  }
+  for (const { a, b, c } of chains.values()) {
+    await stop(a)
+    await stop(b)
+    await stop(c)
   }
 }
 
@@ -568,7 +585,7 @@ const render = (elapsed: number): string => {
   }
   line("### Cancellation latency")
   line()
-  line(`Client cancel (as soon as the response headers arrive) to the last hop's handler finalizer having run, CLOCK_MONOTONIC across processes; ${settings.cancels} calls per path per round, all rounds pooled. Raw: plain grpc-js (ts-proto codecs) with a hand-written \`'cancelled'\` listener that cancels the next hop. Framework: \`Effect.onInterrupt\` and GrpcClient's automatic propagation.`)
+  line(`Client cancel (as soon as the response headers arrive) to the last hop's handler finalizer having run, CLOCK_MONOTONIC across processes; ${settings.cancels} calls per path per round, ${Math.min(settings.rounds, 3)} rounds alternating between the two chains (each started once and warmed up), all rounds pooled. Raw: plain grpc-js (ts-proto codecs) with a hand-written \`'cancelled'\` listener that cancels the next hop. Framework: \`Effect.onInterrupt\` and GrpcClient's automatic propagation.`)
   line()
   line("| path | grpc-js p50 µs | grpc-js p99 µs | fiber-grpc p50 µs | fiber-grpc p99 µs | p99 fiber-grpc / grpc-js | missed |")
   line("| --- | --: | --: | --: | --: | --: | --: |")
