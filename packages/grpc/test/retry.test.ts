@@ -155,6 +155,8 @@ describe("retries (grpc-js A6, from the service config)", () => {
         })
       })
       assert.deepStrictEqual(trailersSeen, ["150"])
+      // The pushback went on a copy: the error, sent twice, is unchanged.
+      assert.deepStrictEqual(overloaded.metadata.get("grpc-retry-pushback-ms"), [])
     }))
 
   it.effect("retry throttling: failures spend the channel's tokens, and retries stop at half of maxTokens", () =>

@@ -21,7 +21,7 @@ import { Cause, Effect, type Exit, type Fiber, Option } from "effect"
 import { CallContext, type ServerCall, ServerCallContext } from "../../CallContext.js"
 import { GrpcError } from "../../GrpcError.js"
 import { interruptedCode } from "../callStatus.js"
-import { addRetryPushback } from "./retryPushback.js"
+import { withRetryPushback } from "./retryPushback.js"
 
 /** What the server gives each registered service to run its calls. */
 export interface HandlerRuntime {
@@ -107,8 +107,7 @@ export const failureStatus = (
 ): CallStatus => {
   const error = Cause.findErrorOption(cause)
   if (Option.isSome(error)) {
-    const metadata = failureTrailers(ctx, error.value.metadata)
-    addRetryPushback(metadata)
+    const metadata = failureTrailers(ctx, withRetryPushback(error.value, ctx.trailers))
     return { code: error.value.code, details: error.value.message, metadata }
   }
   if (Cause.hasDies(cause)) {
