@@ -29,8 +29,7 @@
 import { Effect, Exit, Metric, Stream } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, clientStreamCode, ForcingShutdown, serverCode, splitAddress } from "./internal/callStatus.js"
-import { isError } from "./GrpcTracing.js"
+import { clientCode, clientStreamCode, ForcingShutdown, isError, serverCode, splitAddress } from "./internal/callStatus.js"
 
 /** Bucket boundaries the conventions advise for `rpc.*.call.duration`, in seconds. */
 const durationBoundaries = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]

@@ -45,7 +45,7 @@ import type * as grpc from "@grpc/grpc-js"
 import { Clock, Context, Effect, Exit, type Fiber, Option, Stream, Tracer } from "effect"
 import * as GrpcError from "./GrpcError.js"
 import * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { clientCode, clientStreamCode, ForcingShutdown, serverCode, splitAddress } from "./internal/callStatus.js"
+import { clientCode, clientStreamCode, ForcingShutdown, isError, serverCode, splitAddress } from "./internal/callStatus.js"
 
 /**
  * The `tracestate` received with a call, carried in the annotations of the
@@ -105,25 +105,6 @@ const traceStateOf = (span: Tracer.AnySpan): string | undefined => {
   }
   return undefined
 }
-
-/** The codes the conventions count as errors on a server span. */
-const serverErrors = new Set<GrpcError.Status>([
-  GrpcError.Status.UNKNOWN,
-  GrpcError.Status.DEADLINE_EXCEEDED,
-  GrpcError.Status.UNIMPLEMENTED,
-  GrpcError.Status.INTERNAL,
-  GrpcError.Status.UNAVAILABLE,
-  GrpcError.Status.DATA_LOSS
-])
-
-/**
- * Whether a status code marks a span as an error, per the conventions:
- * on a server span only the server-error codes, on a client span every code but OK.
- *
- * @since 0.1.0
- */
-export const isError = (code: GrpcError.Status, kind: "server" | "client"): boolean =>
-  kind === "client" ? code !== GrpcError.Status.OK : serverErrors.has(code)
 
 /**
  * Ends `span` for a call that ended with `code`: the status attributes, then

@@ -1,6 +1,6 @@
 /**
- * The gRPC status code a call ended with, as seen from its Exit: shared by
- * tracing and metrics on both sides.
+ * The gRPC status code a call ended with, as seen from its Exit, and whether
+ * it is an error: shared by tracing and metrics on both sides.
  *
  * @internal
  */
@@ -63,6 +63,24 @@ export const serverCode = (exit: Exit.Exit<unknown, unknown>, deadline: Option.O
   if (Cause.hasDies(exit.cause)) return grpc.status.INTERNAL
   return interruptedCode(deadline, forcing)
 }
+
+/** The codes the conventions count as errors on a server span. */
+const serverErrors = new Set<grpc.status>([
+  grpc.status.UNKNOWN,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.INTERNAL,
+  grpc.status.UNAVAILABLE,
+  grpc.status.DATA_LOSS
+])
+
+/**
+ * Whether a status code is an error (a span's error status, `error.type`),
+ * per the conventions: on the server only the server-error codes, on the
+ * client every code but OK.
+ */
+export const isError = (code: grpc.status, kind: "server" | "client"): boolean =>
+  kind === "client" ? code !== grpc.status.OK : serverErrors.has(code)
 
 /** `host:port`, `[v6]:port` or `ipv4:host:port` into its parts (string ops: this runs per call). */
 export const splitAddress = (address: string): { host: string; port: number | undefined } => {

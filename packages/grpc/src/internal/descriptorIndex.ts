@@ -7,13 +7,7 @@
  * @internal
  */
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire"
-
-/** A serialized `google.protobuf.FileDescriptorProto` (base64) and the files it imports. */
-export interface FileDescriptor {
-  readonly name: string
-  readonly descriptor: string
-  readonly dependencies: ReadonlyArray<FileDescriptor>
-}
+import type { FileDescriptor } from "../GrpcReflection.js"
 
 export interface IndexedFile {
   readonly name: string

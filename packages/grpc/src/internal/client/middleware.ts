@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js"
 import { Context, Effect, Stream } from "effect"
 import type { GrpcError } from "../../GrpcError.js"
 import type { AnyClientMiddleware, CallKind, ClientCall, MethodInfo } from "../../GrpcMiddleware.js"
+import { countMessages } from "../messageCount.js"
 import type { CallOptions } from "./callOptions.js"
 
 class ClientCallState implements ClientCall {
@@ -40,12 +41,6 @@ class ClientCallState implements ClientCall {
 
 type Method = (input: never, options?: CallOptions) => unknown
 
-const counted = <A, E, R>(stream: Stream.Stream<A, E, R>, count: (n: number) => void): Stream.Stream<A, E, R> =>
-  Stream.mapArray(stream, (chunk) => {
-    count(chunk.length)
-    return chunk
-  })
-
 export const applyClientMiddleware = (
   method: Method,
   info: MethodInfo,
@@ -65,7 +60,7 @@ export const applyClientMiddleware = (
         const call = new ClientCallState(info, target, options)
         const request = kind === "unary"
           ? (call.messagesSent = 1, input)
-          : counted(input as Stream.Stream<unknown>, (n) => (call.messagesSent += n))
+          : countMessages(input as Stream.Stream<unknown>, call, "messagesSent")
         let effect = Effect.map(run(request, call.callOptions()), (response) => {
           call.messagesReceived = 1
           return response
@@ -80,8 +75,8 @@ export const applyClientMiddleware = (
       const call = new ClientCallState(info, target, options)
       const request = kind === "serverStreaming"
         ? (call.messagesSent = 1, input)
-        : counted(input as Stream.Stream<unknown>, (n) => (call.messagesSent += n))
-      let stream = counted(run(request, call.callOptions()), (n) => (call.messagesReceived += n))
+        : countMessages(input as Stream.Stream<unknown>, call, "messagesSent")
+      let stream = countMessages(run(request, call.callOptions()), call, "messagesReceived")
       for (let i = chain.length - 1; i >= 0; i--) stream = chain[i]!.stream(stream, call) as typeof stream
       return Stream.updateContext(stream, (current: Context.Context<never>) => Context.merge(context, current))
     })))) as Method

@@ -18,6 +18,7 @@ import { Effect, Stream } from "effect"
 import type { CallContext, ServerCallContext } from "../../CallContext.js"
 import * as GrpcError from "../../GrpcError.js"
 import type { AnyServerMiddleware, Handled } from "../../GrpcMiddleware.js"
+import { countMessages } from "../messageCount.js"
 import { kindOf, methodInfo } from "../methodInfo.js"
 import type { HandlerRuntime } from "./runHandler.js"
 
@@ -53,15 +54,9 @@ export const applyMiddleware = (
       }
     })
   const countSent = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
-    Stream.mapArray(stream, (chunk) => {
-      ctx.messagesSent += chunk.length
-      return chunk
-    })
+    countMessages(stream, ctx, "messagesSent")
   const countReceived = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
-    Stream.mapArray(stream, (chunk) => {
-      ctx.messagesReceived += chunk.length
-      return chunk
-    })
+    countMessages(stream, ctx, "messagesReceived")
   // The handler's type was checked against the definition by `serve`; its
   // request type is the one `deserialize` produces.
   const h = handler as (input: unknown, ctx: ServerCallContext) => never
