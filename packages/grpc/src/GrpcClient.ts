@@ -105,6 +105,9 @@ export class GrpcChannel extends Context.Service<GrpcChannel, {
 }>()("@fiber-grpc/grpc/GrpcChannel") {}
 
 /**
+ * How to open a channel (`makeChannel`): credentials, grpc-js channel
+ * options, a service config and request compression.
+ *
  * @since 0.1.0
  */
 export interface ChannelOptions {

@@ -20,6 +20,8 @@ import { Data, Predicate } from "effect"
 export const Status = grpc.status
 
 /**
+ * A gRPC status code (grpc-js's `status` enum).
+ *
  * @since 0.1.0
  */
 export type Status = grpc.status
@@ -33,6 +35,8 @@ export type Status = grpc.status
 export const Metadata = grpc.Metadata
 
 /**
+ * grpc-js call metadata (headers or trailers).
+ *
  * @since 0.1.0
  */
 export type Metadata = grpc.Metadata
@@ -90,6 +94,8 @@ export const make = (code: Status, message: string, metadata?: Metadata): GrpcEr
   new GrpcError({ code, message, metadata: metadata ?? new grpc.Metadata() })
 
 /**
+ * Whether a value is a `GrpcError`.
+ *
  * @since 0.1.0
  */
 export const isGrpcError = (u: unknown): u is GrpcError => Predicate.isTagged(u, "GrpcError") && u instanceof GrpcError

@@ -58,6 +58,8 @@ export const ServingStatus = {
 } as const
 
 /**
+ * A serving status: one of the numbers of `ServingStatus`.
+ *
  * @since 0.1.0
  */
 export type ServingStatus = typeof ServingStatus[keyof typeof ServingStatus]

@@ -57,6 +57,9 @@ import type { HandlerRuntime } from "./internal/server/runHandler.js"
 import { type HandlersContext, type NoScope, type ServiceDefinition, type ServiceHandlers, toGrpcJs } from "./ServiceDefinition.js"
 
 /**
+ * How to run a server: where it binds, its shutdown grace period, its
+ * resource limits, connection policy and server-wide middleware.
+ *
  * @since 0.1.0
  */
 export interface Options {
@@ -231,7 +234,10 @@ export class GrpcServer extends Context.Service<GrpcServer, {
 }>()("@fiber-grpc/grpc/GrpcServer") {}
 
 /**
- * The defaults of the limits in `Options`.
+ * The defaults this library sets for the resource limits of `Options`: send
+ * size, concurrent streams, metadata size and ping policing. Not listed here:
+ * `maxReceiveMessageLength` (grpc-js's own 4 MiB applies), keepalive and
+ * connection age (their defaults are given on their fields of `Options`).
  *
  * @since 0.1.0
  */
