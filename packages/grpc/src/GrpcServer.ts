@@ -204,12 +204,21 @@ export class GrpcServer extends Context.Service<GrpcServer, {
   /** The bound address; `port` is the real one when `0` was asked for. */
   readonly host: string
   readonly port: number
-  /** Registers a service for the current Scope, wrapped in `middleware` (see `serve`). */
-  readonly addService: <S extends ServiceDefinition>(
+  /**
+   * Registers a service for the current Scope, wrapped in `middleware` (see
+   * `serve`, its Layer form). Typed as `serve`: the Effect requires what the
+   * handlers need, minus what the middleware provides, plus what it requires;
+   * handlers and middleware get those services from the context it runs in.
+   */
+  readonly addService: <
+    S extends ServiceDefinition,
+    H extends ServiceHandlers<S>,
+    const M extends ReadonlyArray<GrpcMiddleware.AnyServerMiddleware> = []
+  >(
     definition: S,
-    handlers: ServiceHandlers<S>,
-    middleware?: ReadonlyArray<GrpcMiddleware.AnyServerMiddleware>
-  ) => Effect.Effect<void, never, Scope.Scope>
+    handlers: H & NoScope<H>,
+    middleware?: M
+  ) => Effect.Effect<void, never, Scope.Scope | GrpcMiddleware.Apply<M, HandlersContext<H>>>
   /** The services registered now, in registration order (what the server serves). */
   readonly services: Effect.Effect<ReadonlyArray<ServiceDefinition>>
   /** The registered services now, and again after every registration or removal. */
