@@ -96,11 +96,12 @@ export interface MethodInfo {
 /**
  * What server middleware sees of a call: its `CallContext`, plus the number
  * of messages of its streaming sides received and sent so far. A single
- * request or response is not counted (it stays 0).
+ * request or response is not counted (it stays 0). (Not to be confused with
+ * `CallContext.ServerCall`, the grpc-js call object.)
  *
  * @since 0.1.0
  */
-export interface ServerCall extends CallContextShape {
+export interface ServerCallInfo extends CallContextShape {
   /** Request messages the handler has read (client-streaming and bidi calls). */
   readonly messagesReceived: number
   /** Response messages written (server-streaming and bidi calls). */
@@ -129,8 +130,10 @@ export interface ServerMiddleware<Provides = never, R = never> {
    * `true` when this middleware never needs to run before the request is
    * decoded (it does not reject calls by their metadata): if every middleware
    * on a method says so, grpc-js decodes requests as usual, which is
-   * cheaper. Tracing, metrics and `annotateLogs` set it. Default: the chain
-   * runs before decoding.
+   * cheaper, and the middleware runs after decoding, so it cannot reject a
+   * call before its request is parsed. Tracing, metrics and `annotateLogs`
+   * set it; `make({ decodeFirst: true })` sets it on your own. Default: the
+   * chain runs before decoding.
    */
   readonly decodeFirst?: boolean | undefined
   /**
@@ -139,7 +142,7 @@ export interface ServerMiddleware<Provides = never, R = never> {
    */
   readonly wrap: (
     effect: Effect.Effect<Handled, GrpcError, Provides | CallContext>,
-    call: ServerCall,
+    call: ServerCallInfo,
     method: MethodInfo
   ) => Effect.Effect<Handled, GrpcError, R | CallContext>
 }
@@ -181,26 +184,36 @@ export type Apply<M extends ReadonlyArray<AnyServerMiddleware>, R> = M extends
  * A server middleware from a wrapping function. `Provides` is given
  * explicitly; what the middleware requires is inferred.
  *
+ * By default the middleware runs before the request message is decoded, so
+ * it can reject a call without parsing its body. `{ decodeFirst: true }` is
+ * for middleware that never rejects calls by their metadata (observability:
+ * timing, logging): it runs after grpc-js has decoded the request, which is
+ * cheaper, but it cannot reject a call before decoding (see
+ * `ServerMiddleware.decodeFirst`).
+ *
  * @example
  * ```ts
- * const timing = GrpcMiddleware.make()((effect, call) =>
+ * const timing = GrpcMiddleware.make({ decodeFirst: true })((effect, call) =>
  *   Effect.onExit(effect, (exit) => Effect.log(`${call.method} ended: ${exit._tag}`))
  * )
  * ```
  *
  * @since 0.1.0
  */
-export const make = <Provides = never>() =>
+export const make = <Provides = never>(options?: { readonly decodeFirst?: boolean | undefined }) =>
 <R = never>(
   wrap: (
     effect: Effect.Effect<Handled, GrpcError, Provides | CallContext>,
-    call: ServerCall,
+    call: ServerCallInfo,
     method: MethodInfo
   ) => Effect.Effect<Handled, GrpcError, R>
 ): ServerMiddleware<Provides, Exclude<R, CallContext>> =>
   // The wrapped Effect may require CallContext, which the adapter always
   // provides; it is dropped from the middleware's own requirements.
-  ({ wrap } as ServerMiddleware<Provides, Exclude<R, CallContext>>)
+  (options?.decodeFirst === true ? { decodeFirst: true, wrap } : { wrap }) as ServerMiddleware<
+    Provides,
+    Exclude<R, CallContext>
+  >
 
 /**
  * A server middleware that computes a service from the call (for example the
@@ -212,7 +225,7 @@ export const make = <Provides = never>() =>
  */
 export const provide = <I, S, R = never>(
   key: Context.Key<I, S>,
-  build: (call: ServerCall, method: MethodInfo) => Effect.Effect<S, GrpcError, R>
+  build: (call: ServerCallInfo, method: MethodInfo) => Effect.Effect<S, GrpcError, R>
 ): ServerMiddleware<I, Exclude<R, CallContext>> =>
   make<I>()((effect, call, method) =>
     // suspend: a `build` that throws is a defect of the call, not of grpc-js.

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
-import { Context, Effect, Layer, Logger, References, Stream } from "effect"
+import { Context, Effect, Layer, Logger, References, type Scope, Stream } from "effect"
 import { GrpcError, GrpcMiddleware, GrpcServer } from "../src/index.js"
 import { clientStreamingCall, collect, echoDefaults, rawClient, unaryCall } from "./helpers.js"
 
@@ -142,6 +142,25 @@ describe("GrpcMiddleware: server", () => {
       const ok = yield* unaryCall(client, { message: "u" }, { metadata: bearer("good") })
       assert.strictEqual(ok.code, grpc.status.OK)
       assert.strictEqual(decoded(), 1)
+    }))
+
+  it.effect("make({ decodeFirst: true }) runs after grpc-js decoded the request; make() runs before", () =>
+    Effect.gen(function*() {
+      const reject = GrpcMiddleware.make()(() => Effect.fail(GrpcError.make(GrpcError.Status.PERMISSION_DENIED, "no")))
+      const rejectAfter = GrpcMiddleware.make({ decodeFirst: true })(() =>
+        Effect.fail(GrpcError.make(GrpcError.Status.PERMISSION_DENIED, "no"))
+      )
+      assert.isUndefined(reject.decodeFirst)
+      assert.isTrue(rejectAfter.decodeFirst)
+      for (const [middleware, decodedBefore] of [[reject, 0], [rejectAfter, 1]] as const) {
+        const { definition, decoded } = countingDefinition()
+        const client = yield* start(GrpcServer.serve(definition, { ...echoDefaults, unaryEcho: Effect.succeed }, {
+          middleware: [middleware]
+        }))
+        const result = yield* unaryCall(client, { message: "u" })
+        assert.strictEqual(result.code, grpc.status.PERMISSION_DENIED)
+        assert.strictEqual(decoded(), decodedBefore)
+      }
     }))
 
   it.effect("without middleware, grpc-js decodes the request before the handler runs (the path is unchanged)", () =>
@@ -292,6 +311,18 @@ describe("GrpcMiddleware: server", () => {
     const dropped: Layer.Layer<never, never, GrpcServer.GrpcServer> = GrpcServer.serve(EchoDefinition, handlers, {
       middleware: [verified]
     })
-    assert.strictEqual([withAuth, without, needsVerifier, dropped].length, 4)
+    // addService, the Effect form, is typed the same way.
+    const added = GrpcServer.GrpcServer.use((server) => server.addService(EchoDefinition, handlers, [verified]))
+    const addedNeeds: Effect.Effect<void, never, GrpcServer.GrpcServer | Scope.Scope | Verifier> = added
+    // @ts-expect-error the middleware's Verifier requirement is in the Effect's
+    const addedDropped: Effect.Effect<void, never, GrpcServer.GrpcServer | Scope.Scope> = added
+    const addedWithAuth: Effect.Effect<void, never, GrpcServer.GrpcServer | Scope.Scope> = GrpcServer.GrpcServer.use((
+      server
+    ) => server.addService(EchoDefinition, handlers, [auth]))
+    // @ts-expect-error without the middleware, CurrentUser is still required
+    const addedWithout: Effect.Effect<void, never, GrpcServer.GrpcServer | Scope.Scope> = GrpcServer.GrpcServer.use((
+      server
+    ) => server.addService(EchoDefinition, handlers))
+    assert.strictEqual([withAuth, without, needsVerifier, dropped, addedNeeds, addedDropped, addedWithAuth, addedWithout].length, 8)
   })
 })
