@@ -100,6 +100,15 @@ export const rawEcho: EchoServer = {
   }
 }
 
+// SIGUSR2 from the suite: collect garbage (run with --expose-gc), then report
+// memory, so that "RSS after" tells retained memory from garbage not yet collected.
+process.on("SIGUSR2", () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 3; i++) gc?.()
+  const m = process.memoryUsage()
+  console.log(`memory heap ${m.heapUsed} rss ${m.rss}`)
+})
+
 const port = Number(arg("port") ?? "0")
 if (arg("impl") === "raw") {
   const server = new grpc.Server()

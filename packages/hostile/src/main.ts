@@ -1,0 +1,437 @@
+/**
+ * `pnpm hostile [--quick] [--only <text>]`: hostile and malformed inputs
+ * against the framework's server and a plain grpc-js server, side by side,
+ * on 127.0.0.1 only. A benchmark-style run, bounded in count and time.
+ *
+ * For every class and each server (a fresh process each time): inputs sent,
+ * outcomes received, server RSS before / peak / after (from /proc), CPU the
+ * server used in the 3 s after the peer left, how long until it served a
+ * probe again, probes answered during the attack, and crashes. Plus two
+ * classes with their own servers: SIGTERM with calls in flight on
+ * `pnpm bench:server`, and oversized response requests on `pnpm interop:server`.
+ *
+ * The full run writes RELIABILITY.md at the repository root.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as grpc from "@grpc/grpc-js"
+import { EchoClient } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import { TestServiceClient } from "@fiber-grpc/protos/grpc/testing/test"
+import { SimpleRequest, StreamingOutputCallRequest } from "@fiber-grpc/protos/grpc/testing/messages"
+import { type Attack, attacks, call, connect, echoBody, frame, type Outcomes, stallingProxy } from "./attacks.js"
+
+const quick = process.argv.includes("--quick")
+const onlyIndex = process.argv.indexOf("--only")
+const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, "../../..")
+const scale = { factor: quick ? 0.2 : 1 }
+
+type Impl = "framework" | "grpc-js"
+
+// ------------------------------------------------------------------ process
+interface Target {
+  readonly child: ChildProcess
+  readonly port: number
+  readonly pid: number
+}
+
+/** Starts `sh scripts/run.sh <entry> ...args` and waits for `listening on <port>`. */
+const startProcess = (entry: string, args: ReadonlyArray<string>): Promise<Target> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("sh", [path.join(root, "scripts/run.sh"), entry, ...args], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NODE_OPTIONS: "--expose-gc" }
+    })
+    let out = ""
+    const onData = (d: Buffer) => {
+      out += String(d)
+      const m = /listening on (\d+)/.exec(out)
+      if (m) {
+        child.stdout!.off("data", onData)
+        resolve({ child, port: Number(m[1]), pid: child.pid! })
+      }
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", () => {})
+    child.once("exit", (code) => reject(new Error(`${entry} exited with ${code} before listening: ${out}`)))
+  })
+
+const startEcho = (impl: Impl) =>
+  startProcess("packages/hostile/src/server.ts", ["--impl", impl === "framework" ? "framework" : "raw", "--port", "0"])
+
+const stop = async (target: Target) => {
+  if (target.child.exitCode !== null || target.child.signalCode !== null) return
+  const exited = new Promise((resolve) => target.child.once("exit", resolve))
+  try {
+    process.kill(target.pid, "SIGKILL")
+  } catch {
+    return
+  }
+  await Promise.race([exited, sleep(2000)])
+}
+
+/** `promise`, or `fallback` after `ms`. */
+const within = <A>(promise: Promise<A>, ms: number, fallback: A): Promise<A> =>
+  Promise.race([promise, sleep(ms).then(() => fallback)])
+
+const rssOf = (pid: number): number => {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024
+  } catch {
+    return Number.NaN
+  }
+}
+
+const cpuOf = (pid: number): number => {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100)
+  } catch {
+    return Number.NaN
+  }
+}
+
+/**
+ * Asks an Echo target to collect garbage (SIGUSR2, see server.ts) and waits
+ * for its report; returns its JS heap in use after the collection (NaN if it
+ * did not answer within 3 s).
+ */
+const collectGarbage = (target: Target): Promise<number> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => done(Number.NaN), 3000)
+    function done(heap: number) {
+      clearTimeout(timer)
+      target.child.stdout!.off("data", onData)
+      resolve(heap)
+    }
+    const onData = (d: Buffer) => {
+      const m = /memory heap (\d+)/.exec(String(d))
+      if (m) done(Number(m[1]))
+    }
+    target.child.stdout!.on("data", onData)
+    try {
+      process.kill(target.pid, "SIGUSR2")
+    } catch {
+      done(Number.NaN)
+    }
+  })
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const alive = (t: Target) => t.child.exitCode === null && t.child.signalCode === null
+
+/** A probe client on its own connection: UnaryEcho with a 500 ms deadline. */
+const prober = (port: number) => {
+  const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.enable_retries": 0 })
+  const probe = () =>
+    within(
+      new Promise<boolean>((resolve) =>
+        client.unaryEcho({ message: "probe" }, new grpc.Metadata(), { deadline: Date.now() + 500 }, (error) => resolve(error === null))),
+      1000,
+      false
+    )
+  return { probe, close: () => client.close() }
+}
+
+// ------------------------------------------------------------------ results
+interface Result {
+  readonly inputs: number
+  readonly outcomes: Outcomes
+  readonly rssBefore: number
+  readonly rssPeak: number
+  readonly rssAfter: number
+  /** JS heap in use after a full GC, before and after (NaN where not measured). */
+  readonly heapBefore: number
+  readonly heapAfter: number
+  /** CPU ms in the 3 s after the peer left. */
+  readonly cpuAfter: number
+  /** ms from the peer leaving to the first probe answered; undefined if none within 10 s. */
+  readonly servesAgainMs: number | undefined
+  readonly probesOk: number
+  readonly probes: number
+  readonly crashes: number
+  readonly note?: string
+}
+
+const runAttack = async (attack: Attack, impl: Impl): Promise<Result> => {
+  const target = await startEcho(impl)
+  try {
+    return await measure(attack, target)
+  } finally {
+    await stop(target)
+  }
+}
+
+const measure = async (attack: Attack, target: Target): Promise<Result> => {
+  const probes = prober(target.port)
+  for (let i = 0; i < 20; i++) await probes.probe()
+  const heapBefore = await collectGarbage(target)
+  const rssBefore = rssOf(target.pid)
+  let rssPeak = rssBefore
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(target.pid) || 0)), 25)
+  let attacking = true
+  let probesOk = 0
+  let probeCount = 0
+  const probing = (async () => {
+    while (attacking) {
+      probeCount++
+      if (await probes.probe()) probesOk++
+      await sleep(100)
+    }
+  })()
+  let attackResult: { inputs: number; outcomes: Outcomes }
+  try {
+    attackResult = await within(attack.run(target.port, scale), 60_000, { inputs: 0, outcomes: { "suite gave up after 60 s": 1 } })
+  } catch (error) {
+    attackResult = { inputs: 0, outcomes: { [`client error: ${String(error)}`]: 1 } }
+  }
+  attacking = false
+  await probing
+  const left = Date.now()
+  const cpuLeft = cpuOf(target.pid)
+  let servesAgainMs: number | undefined
+  while (Date.now() - left < 10_000 && alive(target)) {
+    if (await probes.probe()) {
+      servesAgainMs = Date.now() - left
+      break
+    }
+  }
+  const wait = 3000 - (Date.now() - left)
+  if (wait > 0) await sleep(wait)
+  const cpuAfter = cpuOf(target.pid) - cpuLeft
+  clearInterval(sampler)
+  const heapAfter = await collectGarbage(target)
+  const rssAfter = rssOf(target.pid)
+  const crashes = alive(target) ? 0 : 1
+  probes.close()
+  return { ...attackResult, rssBefore, rssPeak, rssAfter, heapBefore, heapAfter, cpuAfter, servesAgainMs, probesOk, probes: probeCount, crashes }
+}
+
+// SIGTERM with calls in flight ------------------------------------------------
+const shutdownClass = {
+  name: "SIGTERM with 35 calls in flight",
+  failedBefore: true,
+  what: "`pnpm bench:server` (grace period 1 s) gets SIGTERM with 35 calls in flight: 15 server streams of 10^9 messages to clients that stopped reading, 10 client streams left open, 10 server streams read normally. Exit must come within grace + 2 s = 3 s"
+}
+
+const runShutdown = async (impl: Impl): Promise<Result> => {
+  const target = impl === "framework"
+    ? await startProcess("packages/bench/src/server.ts", ["--host", "127.0.0.1", "--port", "0"])
+    : await startEcho("grpc-js")
+  const rssBefore = rssOf(target.pid)
+  const proxy = await stallingProxy(target.port)
+  const stalled = await connect(proxy.port, { settings: { initialWindowSize: 2 ** 31 - 1 } })
+  stalled.setLocalWindowSize(2 ** 31 - 1)
+  const reading = await connect(target.port)
+  const calls: Array<Promise<string>> = []
+  const long = frame(echoBody("1000000000"))
+  // A client that does not read cannot receive a status: what it would see is not counted as LOST.
+  for (let i = 0; i < 15; i++) {
+    calls.push(call(stalled, "/grpc.examples.echo.Echo/ServerStreamingEcho", { body: long, waitMs: 10_000 }).then((o) =>
+      o === "LOST" ? "not reading (no status can reach it)" : o
+    ))
+  }
+  for (let i = 0; i < 10; i++) calls.push(call(reading, "/grpc.examples.echo.Echo/ClientStreamingEcho", { hold: true, waitMs: 10_000 }))
+  for (let i = 0; i < 10; i++) calls.push(call(reading, "/grpc.examples.echo.Echo/ServerStreamingEcho", { body: long, waitMs: 10_000 }))
+  await sleep(500)
+  proxy.stall()
+  await sleep(500)
+  const rssPeak = rssOf(target.pid)
+  const exited = new Promise<number>((resolve) => target.child.once("exit", () => resolve(Date.now())))
+  const signalled = Date.now()
+  // run.sh execs Node, so the shell's pid is the server's.
+  process.kill(target.pid, "SIGTERM")
+  const exitAt = await Promise.race([exited, sleep(10_000).then(() => Number.NaN)])
+  const outcomes: Outcomes = {}
+  for (const outcome of await Promise.all(calls)) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
+  proxy.cut()
+  stalled.destroy()
+  reading.destroy()
+  await stop(target)
+  const exitMs = exitAt - signalled
+  return {
+    inputs: calls.length,
+    outcomes,
+    rssBefore,
+    rssPeak,
+    rssAfter: Number.NaN,
+    heapBefore: Number.NaN,
+    heapAfter: Number.NaN,
+    cpuAfter: Number.NaN,
+    servesAgainMs: undefined,
+    probesOk: 0,
+    probes: 0,
+    crashes: 0,
+    note: Number.isNaN(exitMs) ? "did not exit within 10 s" : `exited ${exitMs} ms after SIGTERM`
+  }
+}
+
+// Interop: responses a request asks for ---------------------------------------
+const interopClass = {
+  name: "interop: 256 MiB and 2 GiB - 1 responses asked for",
+  failedBefore: true,
+  what: "`pnpm interop:server` gets UnaryCall with response_size 256 MiB and 2 GiB - 1, and StreamingOutputCall asking 64 × 1 MiB, 10 times each"
+}
+
+const runInterop = async (): Promise<Result> => {
+  const target = await startProcess("examples/interop/src/server.ts", ["--port", "0"])
+  const client = new TestServiceClient(`127.0.0.1:${target.port}`, grpc.credentials.createInsecure())
+  const outcomes: Outcomes = {}
+  const count = (code: number) => (outcomes[`status ${code}`] = (outcomes[`status ${code}`] ?? 0) + 1)
+  await new Promise<void>((resolve) => client.emptyCall({}, () => resolve()))
+  const rssBefore = rssOf(target.pid)
+  let rssPeak = rssBefore
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssOf(target.pid) || 0)), 10)
+  let inputs = 0
+  for (let i = 0; i < 10; i++) {
+    for (const size of [256 * 1024 * 1024, 2 ** 31 - 1]) {
+      inputs++
+      await new Promise<void>((resolve) => {
+        const c = client.unaryCall(SimpleRequest.fromPartial({ responseSize: size }), () => {})
+        c.on("status", (s) => (count(s.code), resolve()))
+      })
+    }
+    inputs++
+    await new Promise<void>((resolve) => {
+      const c = client.streamingOutputCall(
+        StreamingOutputCallRequest.fromPartial({ responseParameters: Array.from({ length: 64 }, () => ({ size: 1024 * 1024 })) })
+      )
+      c.on("data", () => {})
+      c.on("error", () => {})
+      c.on("status", (s) => (count(s.code), resolve()))
+    })
+  }
+  const left = Date.now()
+  const cpuLeft = cpuOf(target.pid)
+  let servesAgainMs: number | undefined
+  while (Date.now() - left < 10_000) {
+    const ok = await new Promise<boolean>((resolve) =>
+      client.emptyCall({}, new grpc.Metadata(), { deadline: Date.now() + 500 }, (e) => resolve(e === null)))
+    if (ok) {
+      servesAgainMs = Date.now() - left
+      break
+    }
+  }
+  await sleep(Math.max(0, 3000 - (Date.now() - left)))
+  clearInterval(sampler)
+  const result: Result = {
+    inputs,
+    outcomes,
+    rssBefore,
+    rssPeak,
+    rssAfter: rssOf(target.pid),
+    heapBefore: Number.NaN,
+    heapAfter: Number.NaN,
+    cpuAfter: cpuOf(target.pid) - cpuLeft,
+    servesAgainMs,
+    probesOk: 0,
+    probes: 0,
+    crashes: alive(target) ? 0 : 1
+  }
+  client.close()
+  await stop(target)
+  return result
+}
+
+// ------------------------------------------------------------------ report
+const mib = (bytes: number) => (Number.isNaN(bytes) ? "–" : (bytes / 1024 / 1024).toFixed(0))
+const outcomesText = (o: Outcomes) =>
+  Object.entries(o).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(", ")
+const lost = (o: Outcomes) => o["LOST"] ?? 0
+
+interface Row {
+  readonly name: string
+  readonly failedBefore: boolean
+  readonly what: string
+  readonly results: Partial<Record<Impl, Result>>
+}
+
+const line = (impl: Impl, r: Result) =>
+  `  ${impl.padEnd(9)} inputs ${r.inputs}; ${outcomesText(r.outcomes)}\n` +
+  `            RSS MiB before ${mib(r.rssBefore)} peak ${mib(r.rssPeak)} after ${mib(r.rssAfter)} (heap ${mib(r.heapBefore)} -> ${mib(r.heapAfter)}); ` +
+  `CPU after the peer left ${Number.isNaN(r.cpuAfter) ? "–" : `${r.cpuAfter} ms`}; ` +
+  `serves again ${r.servesAgainMs === undefined ? "–" : `${r.servesAgainMs} ms`}; probes ok ${r.probesOk}/${r.probes}; crashes ${r.crashes}` +
+  (r.note === undefined ? "" : `; ${r.note}`)
+
+const cell = (r: Result | undefined, f: (r: Result) => string) => (r === undefined ? "n/a" : f(r))
+
+const markdown = (rows: ReadonlyArray<Row>, started: Date, seconds: number) => {
+  const out: Array<string> = []
+  out.push("# Reliability under hostile input")
+  out.push("")
+  out.push(`Written by \`npx -y pnpm@10.34.9 hostile\` on ${started.toISOString()} (${seconds.toFixed(0)} s), on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, Linux ${os.release()}. Never edited by hand.`)
+  out.push("")
+  out.push("Each class runs against a fresh server process: **framework** is `GrpcServer` with its default options (packages/hostile/src/server.ts, the Echo service of `pnpm bench:server` plus a handler that throws); **grpc-js** is a plain `@grpc/grpc-js` server with the same service and grpc-js's defaults. The shutdown class runs `pnpm bench:server` itself, the interop class `pnpm interop:server`. Everything is on 127.0.0.1; the machine is shared, so CPU and times are noisy.")
+  out.push("")
+  out.push("- **outcomes**: `status N` is a grpc-status, `http N` an HTTP status without one, `reset N` a stream reset with that code, `closed` a connection the server closed. `LOST` is an accepted call that got nothing while the client waited: it must be 0.")
+  out.push("- **RSS** of the server process (MiB) before the attack, its peak (sampled every 25 ms), and 3 s after the peer left; before and after are taken right after a full garbage collection in the server (`global.gc()`, on SIGUSR2), so the after figure is memory kept, not garbage not yet collected. **CPU after** is the CPU time the server used in those 3 s. **serves again** is the time from the peer leaving to the first answered probe. **probes** are UnaryEcho calls with a 500 ms deadline on their own connection, every 100 ms during the attack.")
+  out.push("")
+  out.push("| class | server | inputs | LOST | RSS before / peak / after (MiB) | heap before / after GC (MiB) | CPU after peer left | serves again | probes ok | crashes |")
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  for (const row of rows) {
+    for (const impl of ["framework", "grpc-js"] as const) {
+      const r = row.results[impl]
+      out.push(`| ${impl === "framework" ? `${row.name}${row.failedBefore ? " (failed before)" : ""}` : ""} | ${impl} | ${cell(r, (x) => String(x.inputs))} | ${cell(r, (x) => String(lost(x.outcomes)))} | ${cell(r, (x) => `${mib(x.rssBefore)} / ${mib(x.rssPeak)} / ${mib(x.rssAfter)}`)} | ${cell(r, (x) => `${mib(x.heapBefore)} / ${mib(x.heapAfter)}`)} | ${cell(r, (x) => (Number.isNaN(x.cpuAfter) ? "–" : `${x.cpuAfter} ms`))} | ${cell(r, (x) => x.note ?? (x.servesAgainMs === undefined ? "–" : `${x.servesAgainMs} ms`))} | ${cell(r, (x) => (x.probes === 0 ? "–" : `${x.probesOk}/${x.probes}`))} | ${cell(r, (x) => String(x.crashes))} |`)
+    }
+  }
+  out.push("")
+  out.push("## Outcomes per class")
+  for (const row of rows) {
+    out.push("")
+    out.push(`### ${row.name}`)
+    out.push("")
+    out.push(row.what + ".")
+    out.push("")
+    for (const impl of ["framework", "grpc-js"] as const) {
+      const r = row.results[impl]
+      out.push(`- ${impl}: ${r === undefined ? "n/a (the example's own policy; no plain grpc-js counterpart)" : outcomesText(r.outcomes)}`)
+    }
+  }
+  return out.join("\n") + "\n"
+}
+
+// ------------------------------------------------------------------ main
+const main = async () => {
+  const started = new Date()
+  const t0 = Date.now()
+  const rows: Array<Row> = []
+  const selected = (name: string) => only === undefined || name.toLowerCase().includes(only.toLowerCase())
+  for (const attack of attacks) {
+    if (!selected(attack.name)) continue
+    const results: Partial<Record<Impl, Result>> = {}
+    console.log(`\n${attack.name}${attack.failedBefore ? " (failed before issue 13)" : ""}`)
+    for (const impl of ["framework", "grpc-js"] as const) {
+      results[impl] = await runAttack(attack, impl)
+      console.log(line(impl, results[impl]!))
+    }
+    rows.push({ name: attack.name, failedBefore: attack.failedBefore, what: attack.what, results })
+  }
+  if (selected(interopClass.name)) {
+    console.log(`\n${interopClass.name} (failed before issue 13)`)
+    const r = await runInterop()
+    console.log(line("framework", r))
+    rows.push({ ...interopClass, results: { framework: r } })
+  }
+  if (selected(shutdownClass.name)) {
+    console.log(`\n${shutdownClass.name} (failed before issue 13)`)
+    const results: Partial<Record<Impl, Result>> = {}
+    for (const impl of ["framework", "grpc-js"] as const) {
+      results[impl] = await runShutdown(impl)
+      console.log(line(impl, results[impl]!))
+    }
+    rows.push({ ...shutdownClass, results })
+  }
+  const seconds = (Date.now() - t0) / 1000
+  console.log(`\n${rows.length} classes in ${seconds.toFixed(0)} s`)
+  if (!quick && only === undefined) {
+    fs.writeFileSync(path.join(root, "RELIABILITY.md"), markdown(rows, started, seconds))
+    console.log("wrote RELIABILITY.md")
+  }
+  process.exit(0)
+}
+
+void main()
