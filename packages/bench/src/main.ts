@@ -49,7 +49,7 @@ const settings = quick
     baselineSoakCalls: 10_000
   }
   : {
-    rounds: 5,
+    rounds: 4,
     windowSeconds: 2,
     clientWarmupMs: 300,
     prewarmSeconds: 2,
