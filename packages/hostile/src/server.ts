@@ -15,88 +15,36 @@
 import { GrpcServer } from "@fiber-grpc/grpc"
 import type { CallContext } from "@fiber-grpc/grpc"
 import type { ServiceHandlers } from "@fiber-grpc/grpc/ServiceDefinition"
-import {
-  EchoDefinition,
-  type EchoRequest,
-  type EchoResponse,
-  type EchoServer,
-  EchoService
-} from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import * as bench from "@fiber-grpc/bench/echoHandlers"
+import { EchoDefinition, type EchoServer, EchoService } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer } from "effect"
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? process.argv[i + 1] : undefined
 }
 
-const streamed: EchoResponse = { message: "x".repeat(64) }
-
-const countOf = (message: string): number => {
-  const n = Number(message)
-  return Number.isInteger(n) && n > 0 ? n : 0
-}
-
 const defect = (message: string): void => {
   if (message === "defect") throw new Error("handler defect (hostile suite)")
 }
 
+/** The bench server's Echo, whose UnaryEcho throws for the message "defect". */
 export const frameworkEcho: ServiceHandlers<typeof EchoDefinition, CallContext.CallContext> = {
+  ...bench.frameworkEcho,
   unaryEcho: (request) =>
     Effect.sync(() => {
       defect(request.message)
       return { message: request.message }
-    }),
-  serverStreamingEcho: (request) => {
-    const n = countOf(request.message)
-    return n === 0 ? Stream.empty : Stream.map(Stream.range(1, n), () => streamed)
-  },
-  clientStreamingEcho: (requests) =>
-    Effect.map(Stream.runFold(requests, () => "", (_, r) => r.message), (message) => ({ message })),
-  bidirectionalStreamingEcho: (requests) => Stream.map(requests, (r) => ({ message: r.message }))
+    })
 }
 
+/** The same for plain grpc-js. */
 export const rawEcho: EchoServer = {
+  ...bench.rawEcho,
   unaryEcho: (call, callback) => {
     defect(call.request.message)
     callback(null, { message: call.request.message })
-  },
-  serverStreamingEcho: (call) => {
-    const n = countOf(call.request.message)
-    let sent = 0
-    let stopped = false
-    call.on("cancelled", () => {
-      stopped = true
-    })
-    const pump = () => {
-      while (!stopped && sent < n) {
-        sent++
-        if (!call.write(streamed)) {
-          call.once("drain", pump)
-          return
-        }
-      }
-      if (!stopped) call.end()
-    }
-    pump()
-  },
-  clientStreamingEcho: (call, callback) => {
-    let last: EchoRequest | undefined
-    call.on("data", (m: EchoRequest) => {
-      last = m
-    })
-    call.on("end", () => callback(null, { message: last?.message ?? "" }))
-    call.on("error", () => {})
-  },
-  bidirectionalStreamingEcho: (call) => {
-    call.on("data", (m: EchoRequest) => {
-      if (!call.write({ message: m.message })) {
-        call.pause()
-        call.once("drain", () => call.resume())
-      }
-    })
-    call.on("end", () => call.end())
-    call.on("error", () => {})
   }
 }
 
