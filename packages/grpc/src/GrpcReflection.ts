@@ -102,24 +102,47 @@ const answer = (
   }
 }
 
+/**
+ * Logs a warning, once per service name for this layer, for each listed
+ * service whose descriptor was not given: clients see it listed but cannot
+ * resolve it, which is otherwise silent.
+ */
+const warnUndescribed = (index: DescriptorIndex, warned: Set<string>, services: ReadonlyArray<{ readonly fullName: string }>) => {
+  const missing = services.filter((s) => !index.symbols.has(s.fullName) && !warned.has(s.fullName))
+  if (missing.length === 0) return Effect.void
+  for (const s of missing) warned.add(s.fullName)
+  return Effect.logWarning(
+    `gRPC reflection lists ${missing.map((s) => s.fullName).join(", ")} without a descriptor: ` +
+      "clients cannot resolve it. Pass its generated `file` (x.descriptor.js) to GrpcReflection.layer."
+  )
+}
+
 /** The ServerReflectionInfo handler: one response per request, in order. */
-const serverReflectionInfo = (index: DescriptorIndex, server: GrpcServer.GrpcServer["Service"]) =>
-(requests: Stream.Stream<ServerReflectionRequest, GrpcError.GrpcError>) =>
-  Stream.suspend(() => {
-    const sent = new Set<string>()
-    return Stream.mapEffect(requests, (request) =>
-      Effect.map(server.services, (services): ServerReflectionResponse => ({
-        validHost: request.host,
-        originalRequest: request,
-        ...answer(index, services, request, sent)
-      })))
-  })
+const serverReflectionInfo = (index: DescriptorIndex, server: GrpcServer.GrpcServer["Service"]) => {
+  const warned = new Set<string>()
+  return (requests: Stream.Stream<ServerReflectionRequest, GrpcError.GrpcError>) =>
+    Stream.suspend(() => {
+      const sent = new Set<string>()
+      return Stream.mapEffect(requests, (request) =>
+        Effect.flatMap(server.services, (services) => {
+          const response: ServerReflectionResponse = {
+            validHost: request.host,
+            originalRequest: request,
+            ...answer(index, services, request, sent)
+          }
+          return request.listServices === undefined
+            ? Effect.succeed(response)
+            : Effect.as(warnUndescribed(index, warned, services), response)
+        }))
+    })
+}
 
 /**
  * Serves reflection (v1 and v1alpha) on the `GrpcServer` in context. `files`
  * are the descriptors of your services (their dependencies come along);
  * those of health and reflection are built in. A served service whose file
- * is missing is still listed, but lookups of its symbols answer `NOT_FOUND`.
+ * is missing is still listed, but lookups of its symbols answer `NOT_FOUND`,
+ * and the first listing that includes it logs a warning naming it.
  *
  * @since 0.1.0
  */

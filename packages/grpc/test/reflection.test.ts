@@ -13,7 +13,7 @@ import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { TestServiceDefinition } from "@fiber-grpc/protos/grpc/testing/test"
 import { file as testProto } from "@fiber-grpc/protos/grpc/testing/test.descriptor"
 import * as grpc from "@grpc/grpc-js"
-import { Context, Effect, Exit, Layer, Queue, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Logger, Queue, Scope } from "effect"
 import {
   ServerReflectionRequest,
   ServerReflectionResponse
@@ -185,6 +185,25 @@ describe("GrpcReflection", () => {
         })
       }))
   }
+
+  it.effect("listing a served service whose descriptor was not given logs one warning naming it", () => {
+    const warnings: Array<string> = []
+    const capture = Logger.make((options) => {
+      if (options.logLevel === "Warn") warnings.push(String(options.message))
+    })
+    return Effect.gen(function*() {
+      const { client } = yield* start
+      for (const version of ["v1", "v1alpha"] as const) {
+        const ask = yield* reflectionStream(client, version)
+        yield* ask({ listServices: "" })
+        yield* ask({ listServices: "" })
+      }
+      // Echo is served without its descriptor; TestService, health and reflection have theirs.
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0], "grpc.examples.echo.Echo")
+      assert.notInclude(warnings[0], "grpc.testing.TestService")
+    }).pipe(Effect.provide(Logger.layer([capture])))
+  })
 
   it.effect("file_by_filename and message, field and enum symbols; dependencies already sent on the stream are not sent again", () =>
     Effect.gen(function*() {
