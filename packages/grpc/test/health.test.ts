@@ -7,9 +7,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Queue, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { HealthCheckRequest, HealthCheckResponse } from "../src/generated/grpc/health/v1/health.js"
 import { GrpcHealth, GrpcServer } from "../src/index.js"
-import { echoDefaults, type EchoHandlers } from "./helpers.js"
+import { echoDefaults, type EchoHandlers, rawClient, unaryCall } from "./helpers.js"
 
 const { SERVING, NOT_SERVING, SERVICE_UNKNOWN } = GrpcHealth.ServingStatus
 
@@ -195,6 +196,34 @@ describe("GrpcHealth", () => {
       yield* Fiber.join(shutdown)
       assert.isBelow(Date.now() - started, 10_000)
       assert.strictEqual(yield* Queue.size(unknown), 0)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("drainDelay: after NOT_SERVING the server keeps accepting new calls for the delay, then drains", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.build(
+        Layer.mergeAll(
+          GrpcServer.serve(EchoDefinition, { ...echoDefaults, unaryEcho: Effect.succeed }),
+          GrpcHealth.layerWith({ drainDelay: "10 seconds" })
+        ).pipe(Layer.provideMerge(GrpcServer.layer({ ...GrpcServer.testOptions, gracePeriod: "1 minute" })))
+      ).pipe(Scope.provide(scope))
+      const server = Context.get(context, GrpcServer.GrpcServer)
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure())),
+        (client) => Effect.sync(() => client.close())
+      )
+      const echoes = yield* rawClient(`127.0.0.1:${server.port}`)
+
+      const shutdown = yield* Effect.forkChild(server.shutdown, { startImmediately: true })
+      assert.deepStrictEqual(yield* check(client, ""), { code: grpc.status.OK, status: NOT_SERVING, details: "" })
+      // The test clock has not moved: still inside the delay, so a new call is served.
+      assert.strictEqual((yield* unaryCall(echoes, { message: "during the delay" })).code, grpc.status.OK)
+      assert.isUndefined(shutdown.pollUnsafe())
+
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(shutdown)
+      assert.strictEqual((yield* unaryCall(echoes, { message: "after" })).code, grpc.status.UNAVAILABLE)
       yield* Scope.close(scope, Exit.void)
     }))
 
