@@ -29,11 +29,19 @@ const serverProcess = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
   const port = yield* Effect.callback<number>((resume) => {
     let out = ""
+    // A process that dies before listening fails the test at once, not at its timeout.
+    const died = (code: number | null, signal: string | null) =>
+      resume(Effect.die(new Error(`the interop server exited (${code ?? signal}) before listening:\n${out}`)))
+    child.once("exit", died)
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString()
       const match = /^listening on (\d+)$/m.exec(out)
-      if (match) resume(Effect.succeed(Number(match[1])))
+      if (match) {
+        child.off("exit", died)
+        resume(Effect.succeed(Number(match[1])))
+      }
     })
+    return Effect.sync(() => child.off("exit", died))
   })
   const exited = Effect.callback<number | null>((resume) => {
     if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))

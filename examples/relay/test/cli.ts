@@ -26,11 +26,19 @@ export const startRelayProcess = (args: ReadonlyArray<string>) =>
     })
     const port = yield* Effect.callback<number>((resume) => {
       let out = ""
+      // A process that dies before listening fails the test at once, not at its timeout.
+      const died = (code: number | null, signal: string | null) =>
+        resume(Effect.die(new Error(`the relay exited (${code ?? signal}) before listening:\n${out}`)))
+      child.once("exit", died)
       child.stdout.on("data", (chunk: Buffer) => {
         out += chunk.toString()
         const match = /^listening on (\d+)$/m.exec(out)
-        if (match) resume(Effect.succeed(Number(match[1])))
+        if (match) {
+          child.off("exit", died)
+          resume(Effect.succeed(Number(match[1])))
+        }
       })
+      return Effect.sync(() => child.off("exit", died))
     })
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),

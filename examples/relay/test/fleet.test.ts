@@ -20,6 +20,8 @@ interface Arrival {
   readonly message: string
   readonly previousAttempts: number
   readonly deadline: number
+  /** When the upstream saw the call (ms since epoch). */
+  readonly at: number
   cancelled: boolean
 }
 
@@ -40,6 +42,7 @@ const upstreams = Effect.gen(function*() {
             message: call.request.message,
             previousAttempts: Number(call.metadata.get("grpc-previous-rpc-attempts")[0] ?? 0),
             deadline: deadline instanceof Date ? deadline.getTime() : deadline,
+            at: Date.now(),
             cancelled: false
           }
           arrivals.push(arrival)
@@ -203,11 +206,18 @@ describe("relay in front of three upstreams (round robin, retry UNAVAILABLE)", (
       yield* fleet.until(() => fleet.arrivals.every((a) => a.cancelled))
 
       fleet.arrivals.length = 0
-      const deadline = Date.now() + 500
+      // A second: every call must reach its (connected) upstream before it passes.
+      const sentAfter = Date.now()
+      const deadline = sentAfter + 1000
       const results = yield* Effect.forEach([0, 1, 2], (i) => unary(client, `never d${i}`, deadline), { concurrency: "unbounded" })
       assert.deepStrictEqual(results.map((r) => r.code), [4, 4, 4])
       assert.deepStrictEqual(counts(fleet.arrivals), [1, 1, 1])
-      for (const arrival of fleet.arrivals) assert.isAtMost(Math.abs(arrival.deadline - deadline), 50)
+      // Each upstream's deadline is the client's, moved later only by the
+      // transit of both hops: never earlier, and no later than that transit.
+      for (const arrival of fleet.arrivals) {
+        assert.isAtLeast(arrival.deadline, deadline)
+        assert.isAtMost(arrival.deadline, deadline + (arrival.at - sentAfter))
+      }
       yield* fleet.until(() => fleet.arrivals.every((a) => a.cancelled))
     }))
 

@@ -12,20 +12,23 @@ import * as Relay from "../src/Relay.js"
 import { startRelayProcess } from "./cli.js"
 
 /**
- * A slow upstream written with plain grpc-js: it never answers, and reports
- * each call's arrival, deadline and cancellation.
+ * A slow upstream written with plain grpc-js: it never answers (but for
+ * `warmUp`), and reports each call's arrival (deadline, and when it saw it)
+ * and cancellation.
  */
 const slowUpstream = Effect.gen(function*() {
-  const arrived = yield* Deferred.make<{ method: string; deadline: number }>()
+  const arrived = yield* Deferred.make<{ method: string; deadline: number; at: number }>()
   const cancelled = yield* Deferred.make<string>()
   const watch = (method: string) => (call: CallContext.ServerCall) => {
     const deadline = call.getDeadline()
-    Deferred.doneUnsafe(arrived, Exit.succeed({ method, deadline: deadline instanceof Date ? deadline.getTime() : deadline }))
+    const at = Date.now()
+    Deferred.doneUnsafe(arrived, Exit.succeed({ method, deadline: deadline instanceof Date ? deadline.getTime() : deadline, at }))
     call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.succeed(method)))
   }
   const server = new grpc.Server()
   server.addService(EchoService, {
-    unaryEcho: watch("unary"),
+    unaryEcho: (call: grpc.ServerUnaryCall<EchoRequest, EchoResponse>, callback: grpc.sendUnaryData<EchoResponse>) =>
+      call.request.message === warmUpMessage ? callback(null, { message: "warm" }) : watch("unary")(call),
     serverStreamingEcho: watch("serverStreaming"),
     clientStreamingEcho: (call: grpc.ServerReadableStream<EchoRequest, EchoResponse>) => {
       watch("clientStreaming")(call)
@@ -45,6 +48,14 @@ const slowUpstream = Effect.gen(function*() {
   )
   return { port, arrived, cancelled }
 })
+
+const warmUpMessage = "warm-up"
+
+/** One answered unary call through the relay: both connections (client -> relay -> upstream) are then up. */
+const warmUp = (client: EchoClient) =>
+  Effect.callback<void>((resume) => {
+    client.unaryEcho({ message: warmUpMessage }, () => resume(Effect.void))
+  })
 
 const startRelay = (upstreamPort: number) =>
   Effect.gen(function*() {
@@ -101,10 +112,17 @@ describe("relay: a plain grpc-js client -> relay -> a plain grpc-js slow upstrea
       Effect.gen(function*() {
         const upstream = yield* slowUpstream
         const client = yield* startRelay(upstream.port)
-        const deadline = new Date(Date.now() + 400)
+        // Connected first, so that the call surely reaches the upstream within its second.
+        yield* warmUp(client)
+        const sentAfter = Date.now()
+        const deadline = new Date(sentAfter + 1000)
         kind.start(client, deadline)
         const arrived = yield* Deferred.await(upstream.arrived)
-        assert.isAtMost(Math.abs(arrived.deadline - deadline.getTime()), 50)
+        // The upstream's deadline is the client's, moved later only by the
+        // transit of both hops (each grpc-timeout is the time left when the
+        // call leaves): never earlier, and no later than that transit.
+        assert.isAtLeast(arrived.deadline, deadline.getTime())
+        assert.isAtMost(arrived.deadline, deadline.getTime() + (arrived.at - sentAfter))
         // and the upstream call ends when the deadline passes
         assert.strictEqual(yield* Deferred.await(upstream.cancelled), kind.name)
       }))

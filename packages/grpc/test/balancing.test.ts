@@ -10,6 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import { GrpcError, ServiceConfig } from "../src/index.js"
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import { assertDeadlineCarried } from "./deadlines.js"
 import { echoClient, spread, startFleet } from "./fleet.js"
 
 const roundRobin: ServiceConfig.ServiceConfig = { loadBalancing: "round_robin" }
@@ -146,7 +147,9 @@ describe("round_robin over several real servers", () => {
         concurrency: "unbounded"
       }))
       yield* fleet.awaitArrivals((all) => all.length === 3)
-      const draining = yield* Effect.forkChild(fleet.servers[1]!.shutdown)
+      // Started at once: shutdown reaches grpc-js's tryShutdown (listener closed,
+      // GOAWAY queued) before this fiber makes the calls below.
+      const draining = yield* Effect.forkChild(fleet.servers[1]!.shutdown, { startImmediately: true })
       // New calls during the drain: none reaches the draining backend (it sent GOAWAY;
       // a stream that crossed it is refused and retried transparently by grpc-js).
       for (let i = 0; i < 12; i++) yield* echo.unaryEcho({ message: `during ${i}` })
@@ -184,7 +187,9 @@ describe("round_robin over several real servers", () => {
   it.effect("a caller's deadline reaches the backend serving each call, which is interrupted when it passes", () =>
     Effect.gen(function*() {
       const { fleet, echo } = yield* hangingFleet
-      const deadline = new Date(Date.now() + 500)
+      // A second: every call must reach its (connected) backend before it passes.
+      const sentAfter = Date.now()
+      const deadline = new Date(sentAfter + 1000)
       const exits = yield* Effect.forEach(
         [0, 1, 2],
         (i) => Effect.exit(echo.unaryEcho({ message: `call ${i}` }, { deadline })),
@@ -195,7 +200,7 @@ describe("round_robin over several real servers", () => {
       }
       assert.deepStrictEqual(spread(fleet.arrivals, 3), [1, 1, 1])
       for (const arrival of fleet.arrivals) {
-        assert.isAtMost(Math.abs(arrival.deadline - deadline.getTime()), 50)
+        assertDeadlineCarried(arrival.deadline, deadline.getTime(), { sentAfter, seenAt: arrival.at })
         yield* Deferred.await(arrival.interrupted)
       }
     }))

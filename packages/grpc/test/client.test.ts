@@ -4,6 +4,7 @@ import type { EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples
 import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcServer, GrpcTest } from "../src/index.js"
+import { assertDeadlineCarried } from "./deadlines.js"
 import { echoDefaults, rawServer } from "./helpers.js"
 
 /** A client on its own channel, open for the rest of the test. */
@@ -78,16 +79,17 @@ describe("GrpcClient: the four call kinds against a GrpcServer", () => {
       metadata.set("x-user", "ada")
       let headers: grpc.Metadata | undefined
       let trailers: grpc.Metadata | undefined
-      const deadline = new Date(Date.now() + 60_000)
+      const sentAfter = Date.now()
+      const deadline = new Date(sentAfter + 60_000)
       const reply = yield* echo.unaryEcho({ message: "" }, {
         metadata,
         deadline,
         onHeaders: (h) => (headers = h),
         onTrailers: (t) => (trailers = t)
       })
-      const [user, seenDeadline] = reply.message.split(" ")
+      const [user, seenDeadline, seenAt] = reply.message.split(" ")
       assert.strictEqual(user, "ada")
-      assert.isAtMost(Math.abs(Number(seenDeadline) - deadline.getTime()), 50)
+      assertDeadlineCarried(Number(seenDeadline), deadline.getTime(), { sentAfter, seenAt: Number(seenAt) })
       assert.deepStrictEqual(headers?.get("x-h"), ["1"])
       assert.deepStrictEqual(trailers?.get("x-t"), ["2"])
       const timedOut = yield* echo.unaryEcho({ message: "slow" }, { timeout: "150 millis" }).pipe(Effect.flip)
@@ -103,7 +105,7 @@ describe("GrpcClient: the four call kinds against a GrpcServer", () => {
           yield* ctx.sendHeaders(h)
           yield* ctx.setTrailers(t)
           const deadline = Option.map(ctx.deadline, (d) => d.getTime())
-          return { message: `${ctx.metadata.get("x-user")[0]} ${Option.getOrElse(deadline, () => 0)}` }
+          return { message: `${ctx.metadata.get("x-user")[0]} ${Option.getOrElse(deadline, () => 0)} ${Date.now()}` }
         })
     }))))
 })

@@ -16,6 +16,8 @@ export interface Arrival {
   readonly previousAttempts: number
   /** The deadline the call arrived with (ms since epoch), or Infinity. */
   readonly deadline: number
+  /** When the handler saw the call (ms since epoch). */
+  readonly at: number
   /** Completes when the handler is interrupted (cancel, deadline, dropped connection). */
   readonly interrupted: Deferred.Deferred<void>
 }
@@ -41,6 +43,7 @@ export const startFleet = (size: number, behaviour: Behaviour = echo, options?: 
           message,
           previousAttempts: previous === undefined ? 0 : Number(previous),
           deadline: ctx.deadline._tag === "Some" ? ctx.deadline.value.getTime() : Infinity,
+          at: Date.now(),
           interrupted
         }
         arrivals.push(arrival)

@@ -141,6 +141,42 @@ export const tcpProxy = (targetPort: number) =>
   )
 
 /**
+ * A port with no gRPC server behind it until `open(targetPort)`: while shut it
+ * accepts each TCP connection and drops it at once (the client's connection
+ * attempt fails); once open it relays to the target. It holds its port all
+ * along: a port found free, released and bound again later can be taken in
+ * between by any other socket on the machine.
+ */
+export const gate = Effect.acquireRelease(
+  Effect.callback<{ port: number; open: (targetPort: number) => void; close: () => void }>((resume) => {
+    let target: number | undefined
+    const sockets = new Set<net.Socket>()
+    const server = net.createServer((inbound) => {
+      if (target === undefined) return void inbound.destroy()
+      const outbound = net.connect(target, "127.0.0.1")
+      sockets.add(inbound).add(outbound)
+      inbound.pipe(outbound).pipe(inbound)
+      inbound.on("error", () => outbound.destroy())
+      outbound.on("error", () => inbound.destroy())
+      inbound.on("close", () => outbound.destroy())
+      outbound.on("close", () => inbound.destroy())
+    })
+    server.listen(0, "127.0.0.1", () =>
+      resume(Effect.succeed({
+        port: (server.address() as net.AddressInfo).port,
+        open: (targetPort: number) => {
+          target = targetPort
+        },
+        close: () => {
+          sockets.forEach((s) => s.destroy())
+          server.close()
+        }
+      })))
+  }),
+  (g) => Effect.sync(() => g.close())
+)
+
+/**
  * A plain @grpc/grpc-js Echo server, no framework code, for tests where the
  * framework's client must be checked against a peer we did not write.
  */

@@ -4,6 +4,7 @@ import { EchoDefinition, type EchoRequest, type EchoResponse } from "@fiber-grpc
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { type CallContext, GrpcClient, GrpcError, GrpcServer } from "../src/index.js"
 import type { ServiceHandlers } from "../src/ServiceDefinition.js"
+import { assertDeadlineCarried, assertTimeoutCarried } from "./deadlines.js"
 import { echoDefaults, rawServer } from "./helpers.js"
 
 /** The upstream Echo client a middle server's handlers use, provided by its layer. */
@@ -36,31 +37,46 @@ const serve = (
 const clientFor = (port: number) =>
   Effect.map(GrpcClient.makeChannel(`127.0.0.1:${port}`), (channel) => GrpcClient.makeWith(channel, EchoDefinition))
 
-/** C: a GrpcServer whose unary handler reports its deadline, then waits until interrupted (or released). */
+/** A message every hop answers at once, to connect the channels before a test's call. */
+const warmUp = { message: "warm-up" }
+
+/**
+ * C: a GrpcServer whose unary handler reports its deadline (and when it saw
+ * it), then waits until interrupted (or released). It answers `warmUp` at once.
+ */
 const hopC = Effect.gen(function*() {
   const started = yield* Deferred.make<Option.Option<Date>>()
+  const startedAt = yield* Deferred.make<number>()
   const finalized = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
   const release = yield* Deferred.make<void>()
   const port = yield* serve({
     unaryEcho: (req, ctx) =>
-      Deferred.succeed(started, ctx.deadline).pipe(
-        Effect.andThen(Deferred.await(release)),
-        Effect.as({ message: `C got ${req.message}` }),
-        Effect.onExit((exit) => Deferred.succeed(finalized, exit))
-      )
+      req.message === warmUp.message
+        ? Effect.succeed(req)
+        : Deferred.succeed(startedAt, Date.now()).pipe(
+          Effect.andThen(Deferred.succeed(started, ctx.deadline)),
+          Effect.andThen(Deferred.await(release)),
+          Effect.as({ message: `C got ${req.message}` }),
+          Effect.onExit((exit) => Deferred.succeed(finalized, exit))
+        )
   })
-  return { port, started, finalized, release }
+  return { port, started, startedAt, finalized, release }
 })
 
-/** B: forwards UnaryEcho to C with the Upstream client from its layer; no cancellation or deadline code. */
+/**
+ * B: forwards UnaryEcho to C with the Upstream client from its layer; no
+ * cancellation or deadline code. `warmUp` goes to C as it is.
+ */
 const hopB = (portC: number, forward?: (req: EchoRequest) => Effect.Effect<EchoResponse, GrpcError.GrpcError, Upstream>) =>
   Effect.gen(function*() {
     const finalized = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
     const port = yield* serve({
       unaryEcho: (req) =>
-        (forward ? forward(req) : Upstream.use((c) => c.unaryEcho(req))).pipe(
-          Effect.onExit((exit) => Deferred.succeed(finalized, exit))
-        )
+        req.message === warmUp.message
+          ? Upstream.use((c) => c.unaryEcho(req))
+          : (forward ? forward(req) : Upstream.use((c) => c.unaryEcho(req))).pipe(
+            Effect.onExit((exit) => Deferred.succeed(finalized, exit))
+          )
     }, upstreamLayer(portC))
     return { port, finalized }
   })
@@ -78,16 +94,21 @@ describe("propagation across three hops A -> B -> C", () => {
       assert.isTrue(Exit.hasInterrupts(yield* Deferred.await(b.finalized)))
     }))
 
+  // Deadline tests connect every hop first (`warmUp`): C must see the call
+  // before A's deadline passes, and a first call also pays for two
+  // connections. The deadline is then a second, far longer than a hop.
   it.effect("a deadline set at A interrupts C, which saw A's deadline; A sees DEADLINE_EXCEEDED", () =>
     Effect.gen(function*() {
       const c = yield* hopC
       const b = yield* hopB(c.port)
       const a = yield* clientFor(b.port)
-      const deadline = new Date(Date.now() + 400)
+      yield* a.unaryEcho(warmUp)
+      const sentAfter = Date.now()
+      const deadline = new Date(sentAfter + 1000)
       const error = yield* a.unaryEcho({ message: "hi" }, { deadline }).pipe(Effect.flip)
       assert.strictEqual(error.code, GrpcError.Status.DEADLINE_EXCEEDED)
       const seen = Option.getOrThrow(yield* Deferred.await(c.started))
-      assert.isAtMost(Math.abs(seen.getTime() - deadline.getTime()), 50)
+      assertDeadlineCarried(seen.getTime(), deadline.getTime(), { sentAfter, seenAt: yield* Deferred.await(c.startedAt) })
       assert.isTrue(Exit.hasInterrupts(yield* Deferred.await(c.finalized)))
       // B's upstream call carries the same deadline, so B's handler ends either
       // interrupted or failed by that call's own DEADLINE_EXCEEDED, whichever
@@ -105,11 +126,11 @@ describe("propagation across three hops A -> B -> C", () => {
       const c = yield* hopC
       const b = yield* hopB(c.port, (req) => Upstream.use((up) => up.unaryEcho(req, { timeout: "1 second" })))
       const a = yield* clientFor(b.port)
+      const sentAfter = Date.now()
       yield* Effect.forkChild(a.unaryEcho({ message: "hi" }, { timeout: "30 seconds" }), { startImmediately: true })
       const seen = Option.getOrThrow(yield* Deferred.await(c.started))
-      const remaining = seen.getTime() - Date.now()
-      assert.isAbove(remaining, 500)
-      assert.isAtMost(remaining, 1000)
+      // B's 1 s, counted from when B made its call (after A's), not A's 30 s.
+      assertTimeoutCarried(seen.getTime(), 1000, { sentAfter, seenAt: yield* Deferred.await(c.startedAt) })
       yield* Deferred.succeed(c.release, undefined)
     }))
 
@@ -126,7 +147,9 @@ describe("propagation across three hops A -> B -> C", () => {
           return yield* Effect.never
         }))
       const a = yield* clientFor(b.port)
-      const error = yield* a.unaryEcho({ message: "audit" }, { timeout: "300 millis" }).pipe(Effect.flip)
+      // B's handler must start before A's deadline passes (connect A -> B first).
+      yield* a.unaryEcho(warmUp)
+      const error = yield* a.unaryEcho({ message: "audit" }, { timeout: "1 second" }).pipe(Effect.flip)
       assert.strictEqual(error.code, GrpcError.Status.DEADLINE_EXCEEDED)
       assert.isTrue(Exit.hasInterrupts(yield* Deferred.await(b.finalized)))
       // C started with no deadline and is still running after B was interrupted.
@@ -212,11 +235,13 @@ describe("fan-out and races inside a handler", () => {
         unaryEcho: (req) => Effect.forkChild(upstream.unaryEcho(req)).pipe(Effect.flatMap(Fiber.join))
       })
       const a = yield* clientFor(port)
-      const deadline = new Date(Date.now() + 400)
+      yield* a.unaryEcho(warmUp)
+      const sentAfter = Date.now()
+      const deadline = new Date(sentAfter + 1000)
       const error = yield* a.unaryEcho({ message: "x" }, { deadline }).pipe(Effect.flip)
       assert.strictEqual(error.code, GrpcError.Status.DEADLINE_EXCEEDED)
       const seen = Option.getOrThrow(yield* Deferred.await(c.started))
-      assert.isAtMost(Math.abs(seen.getTime() - deadline.getTime()), 50)
+      assertDeadlineCarried(seen.getTime(), deadline.getTime(), { sentAfter, seenAt: yield* Deferred.await(c.startedAt) })
       assert.isTrue(Exit.hasInterrupts(yield* Deferred.await(c.finalized)))
     }))
 })

@@ -9,10 +9,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { EchoClient, EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
-import * as net from "node:net"
 import { ErrorDetails, GrpcClient, GrpcError, ServiceConfig } from "../src/index.js"
 import { type Behaviour, echoClient, startFleet } from "./fleet.js"
-import { rawClient, startEcho } from "./helpers.js"
+import { assertDeadlineCarried, assertTimeoutCarried } from "./deadlines.js"
+import { gate, rawClient, startEcho } from "./helpers.js"
 
 const unary = ServiceConfig.methods(EchoDefinition, "unaryEcho")
 
@@ -30,6 +30,18 @@ const unavailable = (message = "try again", trailers?: grpc.Metadata) =>
 
 const failsUntilAttempt = (n: number): Behaviour => (arrival) =>
   arrival.previousAttempts < n ? unavailable() : Effect.succeed({ message: `attempt ${arrival.previousAttempts}` })
+
+/**
+ * `behaviour`, except that the message "warm-up" is answered at once: a test
+ * whose call must reach a backend before a short deadline connects first (a
+ * first call also pays for the connection, which a busy machine makes slow).
+ */
+const answersWarmUp = (behaviour: Behaviour): Behaviour => (arrival, ctx) =>
+  arrival.message === "warm-up" ? Effect.succeed({ message: "warm" }) : behaviour(arrival, ctx)
+
+/** One answered call, then the fleet's record is cleared. */
+const warmUp = (fleet: { arrivals: Array<unknown> }, call: Effect.Effect<unknown, unknown>) =>
+  Effect.andThen(call, Effect.sync(() => (fleet.arrivals.length = 0)))
 
 const codeOf = <A>(exit: Exit.Exit<A, GrpcError.GrpcError>) => {
   assert.isTrue(Exit.isFailure(exit))
@@ -49,39 +61,51 @@ describe("retries (grpc-js A6, from the service config)", () => {
     Effect.gen(function*() {
       const fleet = yield* startFleet(1, () => unavailable())
       const echo = yield* echoClient(fleet.target, { methods: [{ names: unary, retry: retryPolicy() }] })
-      const deadline = new Date(Date.now() + 5000)
+      const sentAfter = Date.now()
+      const deadline = new Date(sentAfter + 5000)
       assert.strictEqual(codeOf(yield* Effect.exit(echo.unaryEcho({ message: "x" }, { deadline }))), GrpcError.Status.UNAVAILABLE)
       assert.strictEqual(fleet.arrivals.length, 3)
-      for (const arrival of fleet.arrivals) assert.isAtMost(Math.abs(arrival.deadline - deadline.getTime()), 50)
+      for (const arrival of fleet.arrivals) {
+        assertDeadlineCarried(arrival.deadline, deadline.getTime(), { sentAfter, seenAt: arrival.at }, `attempt ${arrival.previousAttempts}`)
+      }
     }))
 
-  it.effect("retries stop at the deadline: the call ends DEADLINE_EXCEEDED while the backoff (0.8-1.2 s) is pending", () =>
+  it.effect("retries stop at the deadline: the call ends DEADLINE_EXCEEDED while the backoff (16-24 s) is pending", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(1, () => unavailable())
+      const fleet = yield* startFleet(1, answersWarmUp(() => unavailable()))
       const echo = yield* echoClient(fleet.target, {
-        methods: [{ names: unary, retry: retryPolicy({ maxAttempts: 5, initialBackoff: "1 second", maxBackoff: "1 second" }) }]
+        methods: [{ names: unary, retry: retryPolicy({ maxAttempts: 5, initialBackoff: "20 seconds", maxBackoff: "20 seconds" }) }]
       })
-      const exit = yield* Effect.exit(echo.unaryEcho({ message: "x" }, { timeout: "300 millis" }))
+      // Connected first, so that the first attempt surely arrives within the timeout.
+      yield* warmUp(fleet, echo.unaryEcho({ message: "warm-up" }))
+      const exit = yield* Effect.exit(echo.unaryEcho({ message: "x" }, { timeout: "1 second" }))
       assert.strictEqual(codeOf(exit), GrpcError.Status.DEADLINE_EXCEEDED)
       assert.strictEqual(fleet.arrivals.length, 1)
     }))
 
-  it.live("an interrupt during the backoff starts no further attempt (wall clock: interrupts 100 ms into a 320-480 ms backoff, then outwaits it)", () =>
+  it.live("an interrupt during the backoff starts no further attempt (wall clock: interrupts 200 ms into a 0.8-1.2 s backoff, then outwaits it)", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(1, () => unavailable())
+      const fleet = yield* startFleet(1, (arrival) => arrival.message === "probe" ? Effect.succeed({ message: "probe" }) : unavailable())
       const echo = yield* echoClient(fleet.target, {
-        methods: [{ names: unary, retry: retryPolicy({ initialBackoff: "400 millis", maxBackoff: "400 millis" }) }]
+        methods: [{ names: unary, retry: retryPolicy({ initialBackoff: "1 second", maxBackoff: "1 second" }) }]
       })
       const call = yield* Effect.forkChild(echo.unaryEcho({ message: "x" }))
       yield* fleet.awaitArrivals((all) => all.length === 1)
-      // Let the first attempt's UNAVAILABLE reach the client: the retry timer
-      // (320-480 ms) is then running, and the interrupt lands inside it.
-      yield* Effect.sleep("100 millis")
+      // The first attempt has been answered UNAVAILABLE by the server...
+      yield* fleet.servers[0]!.awaitIdle
+      // ...and 200 ms on the client has it: the retry timer (0.8-1.2 s) is
+      // running, and the interrupt lands inside it with 600 ms to spare. (Were
+      // the status still on its way, the interrupt would cancel the attempt
+      // instead, and no attempt would follow either.)
+      yield* Effect.sleep("200 millis")
       yield* Fiber.interrupt(call)
-      // grpc-js schedules the retry (backoff 400 ms, jitter up to +20%) on its own timer:
-      // the only way to see that it never fires is to outwait it.
-      yield* Effect.sleep("700 millis")
-      assert.strictEqual(fleet.arrivals.length, 1)
+      // grpc-js schedules the retry on its own timer: the only way to see that
+      // it never fires is to outwait it (1.2 s at most after the status)...
+      yield* Effect.sleep("1300 millis")
+      // ...and then to call on the same connection: a retry sent before this
+      // call would have arrived before it.
+      assert.deepStrictEqual(yield* echo.unaryEcho({ message: "probe" }), { message: "probe" })
+      assert.deepStrictEqual(fleet.arrivals.map((a) => a.message), ["x", "probe"])
     }))
 
   it.effect("no retry once response headers were received (the call is committed)", () =>
@@ -242,53 +266,55 @@ describe("hedging (grpc-js A6, from the service config)", () => {
 
   it.effect("the deadline ends every hedge", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(2, () => Effect.never)
+      const fleet = yield* startFleet(2, answersWarmUp(() => Effect.never))
       const echo = yield* echoClient(fleet.target, hedging(2))
-      const exit = yield* Effect.exit(echo.unaryEcho({ message: "hedged" }, { timeout: "400 millis" }))
+      // Both backends connected, so that both hedges surely arrive within the second.
+      while (new Set(fleet.arrivals.map((a) => a.backend)).size < 2) yield* echo.unaryEcho({ message: "warm-up" })
+      fleet.arrivals.length = 0
+      const exit = yield* Effect.exit(echo.unaryEcho({ message: "hedged" }, { timeout: "1 second" }))
       assert.strictEqual(codeOf(exit), GrpcError.Status.DEADLINE_EXCEEDED)
       assert.strictEqual(fleet.arrivals.length, 2)
       yield* Effect.forEach(fleet.arrivals, (a) => Deferred.await(a.interrupted))
     }))
 })
 
-/** A port nothing listens on (bound, then released). */
-const freePort = Effect.callback<number>((resume) => {
-  const server = net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 describe("per-method timeout and waitForReady", () => {
   it.effect("a method's timeout becomes the call's deadline on the wire", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(1, () => Effect.never)
-      const echo = yield* echoClient(fleet.target, { methods: [{ names: unary, timeout: "300 millis" }] })
-      const start = Date.now()
+      const fleet = yield* startFleet(1, answersWarmUp(() => Effect.never))
+      const echo = yield* echoClient(fleet.target, { methods: [{ names: unary, timeout: "1 second" }] })
+      // Connected first, so that the call surely arrives within its second.
+      yield* warmUp(fleet, echo.unaryEcho({ message: "warm-up" }))
+      const sentAfter = Date.now()
       assert.strictEqual(codeOf(yield* Effect.exit(echo.unaryEcho({ message: "x" }))), GrpcError.Status.DEADLINE_EXCEEDED)
-      assert.isAtMost(Math.abs(fleet.arrivals[0]!.deadline - (start + 300)), 100)
+      const arrival = fleet.arrivals[0]!
+      assertTimeoutCarried(arrival.deadline, 1000, { sentAfter, seenAt: arrival.at })
     }))
 
   it.effect("grpc-js 1.14 reads a fractional timeout string \"1.5s\" as 1 s + 5 ns (ServiceConfig sends seconds + nanos)", () =>
     Effect.gen(function*() {
-      const fleet = yield* startFleet(1, () => Effect.never)
+      const fleet = yield* startFleet(1, answersWarmUp(() => Effect.never))
       const raw = yield* rawClient(fleet.target, {
         "grpc.service_config": JSON.stringify({
           methodConfig: [{ name: [{ service: "grpc.examples.echo.Echo" }], timeout: "1.5s" }]
         })
       })
-      const start = Date.now()
+      // Connected first, so that the call surely arrives within its second.
+      yield* warmUp(fleet, Effect.callback<void>((resume) => void raw.unaryEcho({ message: "warm-up" }, () => resume(Effect.void))))
+      const sentAfter = Date.now()
       raw.unaryEcho({ message: "x" }, () => {})
       yield* fleet.awaitArrivals((all) => all.length === 1)
-      const seen = fleet.arrivals[0]!.deadline - start
-      assert.isBelow(seen, 1250)
-      assert.isAtLeast(seen, 900)
+      // A deadline 1 s after the call started, moved later only by transit: 1.5 s would
+      // put it past `seenAt + 1000` (unless the call spent 500 ms in transit).
+      const arrival = fleet.arrivals[0]!
+      assertTimeoutCarried(arrival.deadline, 1000, { sentAfter, seenAt: arrival.at })
     }))
 
   it.effect("waitForReady: grpc-js ignores it in the service config; GrpcClient applies it, so the call waits for a backend", () =>
     Effect.gen(function*() {
-      const port = yield* freePort
+      // A port that drops every connection until the test opens it to a server.
+      const backend = yield* gate
+      const port = backend.port
       const json = JSON.stringify({ methodConfig: [{ name: [{}], waitForReady: true }] })
       // plain grpc-js: fails at once although the config says wait
       const raw = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.service_config": json })
@@ -314,9 +340,8 @@ describe("per-method timeout and waitForReady", () => {
         check()
       })
       assert.isUndefined(call.pollUnsafe())
-      yield* startEcho({ unaryEcho: (request) => Effect.succeed({ message: `${request.message} after all` }) }, {
-        port
-      })
+      const { server } = yield* startEcho({ unaryEcho: (request) => Effect.succeed({ message: `${request.message} after all` }) })
+      backend.open(server.port)
       assert.deepStrictEqual(yield* Fiber.join(call), { message: "waited after all" })
     }))
 })
