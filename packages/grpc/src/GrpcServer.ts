@@ -110,6 +110,17 @@ export interface Options {
    * turns the enforcement off.
    */
   readonly maxPingStrikes?: number | undefined
+  /**
+   * Rapid reset (CVE-2023-44487): RST_STREAM frames a peer may send on one
+   * connection, as a token bucket of `burst` refilled by `perSecond`. A
+   * peer past it gets GOAWAY `INTERNAL_ERROR` from Node's HTTP/2 layer and
+   * the connection is closed; its other calls end with it. Default: Node's
+   * own, a burst of 1000 and 33 a second (grpc-js alone cannot change it).
+   * Lower it (Netty's server default is 200 in 30 seconds) when clients
+   * never cancel in bulk; a client that cancels more than `perSecond` calls
+   * a second for long, hedging at a high rate for example, loses its connection.
+   */
+  readonly resetStreamLimit?: { readonly burst: number; readonly perSecond: number } | undefined
   /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
   readonly serverOptions?: grpc.ServerOptions | undefined
   /**
@@ -244,7 +255,8 @@ export class GrpcServer extends Context.Service<GrpcServer, {
 
 /**
  * The defaults this library sets for the resource limits of `Options`: send
- * size, concurrent streams, metadata size and ping policing. Not listed here:
+ * size, concurrent streams, metadata size, ping policing and rapid resets
+ * (Node's own limit, made explicit). Not listed here:
  * `maxReceiveMessageLength` (grpc-js's own 4 MiB applies), keepalive and
  * connection age (their defaults are given on their fields of `Options`).
  *
@@ -255,7 +267,8 @@ export const defaults = {
   maxConcurrentStreams: 1000,
   maxMetadataSize: 16 * 1024,
   minPingInterval: Duration.seconds(5),
-  maxPingStrikes: 2
+  maxPingStrikes: 2,
+  resetStreamLimit: { burst: 1000, perSecond: 33 }
 } as const
 
 // Shutdown's last step: interrupt what is left and flush its statuses.
@@ -283,6 +296,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength }),
     ...(options.maxConcurrentStreams === undefined ? {} : { "grpc.max_concurrent_streams": options.maxConcurrentStreams })
   })
+  if (!Guards.limitResets(server, options.resetStreamLimit ?? defaults.resetStreamLimit)) {
+    return yield* new GrpcServerError({ message: "this @grpc/grpc-js version is not supported: its HTTP/2 server options cannot be found" })
+  }
   const fibers = yield* FiberSet.make<unknown, GrpcError>()
   let forcing = false
   const services = yield* SubscriptionRef.make<ReadonlyArray<ServiceDefinition>>([])

@@ -48,13 +48,23 @@ export const rawEcho: EchoServer = {
   }
 }
 
-// SIGUSR2 from the suite: collect garbage (run with --expose-gc), then report
-// memory, so that "RSS after" tells retained memory from garbage not yet collected.
+// The suite runs this with --expose-gc. SIGUSR2: full garbage collections,
+// then report memory, so that "RSS after" tells retained memory from garbage
+// not yet collected. SIGHUP: a memory-reducing collection (what V8 runs under
+// memory pressure: it also gives back the young generation's spare capacity
+// and the pool of freed heap pages), then report RSS: memory that a full
+// collection keeps but V8 can give back.
+type Gc = (options?: { readonly type: "major"; readonly execution: "sync"; readonly flavor: "last-resort" }) => void
+const gc = (globalThis as { gc?: Gc }).gc
 process.on("SIGUSR2", () => {
-  const gc = (globalThis as { gc?: () => void }).gc
   for (let i = 0; i < 3; i++) gc?.()
   const m = process.memoryUsage()
-  console.log(`memory heap ${m.heapUsed} rss ${m.rss}`)
+  console.log(`memory heap ${m.heapUsed} rss ${m.rss} heapTotal ${m.heapTotal}`)
+})
+process.on("SIGHUP", () => {
+  gc?.({ type: "major", execution: "sync", flavor: "last-resort" })
+  const m = process.memoryUsage()
+  console.log(`reduced heap ${m.heapUsed} rss ${m.rss} heapTotal ${m.heapTotal}`)
 })
 
 const port = Number(arg("port") ?? "0")

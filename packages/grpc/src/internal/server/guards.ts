@@ -17,10 +17,18 @@
  *   and "too_many_pings", and the connection is closed.
  * - Metadata size: `SETTINGS_MAX_HEADER_LIST_SIZE`, which Node enforces on
  *   every request (a larger header block resets the stream).
+ * - Rapid reset (CVE-2023-44487): Node's HTTP/2 layer (nghttp2) limits the
+ *   RST_STREAM frames a peer sends on one connection with a token bucket
+ *   (Node's default: a burst of 1000, then 33 a second) and answers a peer
+ *   past it with GOAWAY `INTERNAL_ERROR`. Node takes the bucket as
+ *   `streamResetBurst` and `streamResetRate` options of its HTTP/2 server
+ *   (nodejs/node#54875), which grpc-js does not pass through: `limitResets`
+ *   sets them on the options grpc-js creates its HTTP/2 servers with.
  *
- * grpc-js keeps its HTTP/2 servers in a private field; if a future version
- * renames it, `install` returns false and `make` fails loudly rather than
- * serve without these protections (a test pins the field).
+ * grpc-js keeps its HTTP/2 servers, and the options it creates them with, in
+ * private fields; if a future version renames them, `install` and
+ * `limitResets` return false and `make` fails loudly rather than serve
+ * without these protections (every server test goes through both).
  *
  * @internal
  */
@@ -31,6 +39,24 @@ export interface Guards {
   readonly maxMetadataSize: number
   readonly minPingIntervalMs: number
   readonly maxPingStrikes: number
+}
+
+/** Rapid-reset limit per connection: a token bucket of RST_STREAM frames. */
+export interface ResetLimit {
+  readonly burst: number
+  readonly perSecond: number
+}
+
+/**
+ * grpc-js boundary: `Server#commonServerOptions` is private; grpc-js passes
+ * it to `http2.createServer` when it binds, so this must run before binding.
+ */
+export const limitResets = (server: grpc.Server, limit: ResetLimit): boolean => {
+  const options = (server as unknown as { readonly commonServerOptions?: unknown }).commonServerOptions
+  if (typeof options !== "object" || options === null) return false
+  // Node applies them only when both are set.
+  Object.assign(options as http2.ServerOptions, { streamResetBurst: limit.burst, streamResetRate: limit.perSecond })
+  return true
 }
 
 // Longest delay a Node timer can hold; grpc-js arms one with the timeout.
