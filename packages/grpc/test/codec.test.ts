@@ -5,8 +5,8 @@
  * writer fields the fast path reads are pinned here.
  *
  * ts-proto output for test/codec/everything.proto is generated per option set
- * into packages/grpc/.codec-test/ (git-ignored) when this file runs, with the
- * same buf + ts-proto as `pnpm codegen`.
+ * into packages/grpc/.codec-test-<random>/ (git-ignored, removed afterwards)
+ * when this file runs, with the same buf + ts-proto as `pnpm codegen`.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { BinaryWriter } from "@bufbuild/protobuf/wire"
@@ -19,13 +19,15 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { beforeAll } from "vitest"
+import { afterAll, beforeAll } from "vitest"
 import { GrpcClient, GrpcTest } from "../src/index.js"
 import { deserializer, handOverBytes, retainedWriterBytes, serializer, usesFastPath } from "../src/internal/codec.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../../..")
-const outDir = path.resolve(here, "../.codec-test")
+// Its own directory per run, so that two runs at once (a watch and a full
+// suite, or two checkouts' suites) never delete each other's modules.
+const outDir = fs.mkdtempSync(path.resolve(here, "../.codec-test-"))
 /** The installed @bufbuild/protobuf's version (its exports map hides package.json). */
 const bufbufVersion = ((): string => {
   let dir = path.dirname(createRequire(import.meta.url).resolve("@bufbuild/protobuf"))
@@ -77,8 +79,9 @@ interface Generated {
 
 const generated = new Map<Variant, Generated>()
 
+afterAll(() => fs.rmSync(outDir, { recursive: true, force: true }))
+
 beforeAll(async () => {
-  fs.rmSync(outDir, { recursive: true, force: true })
   for (const [variant, options] of Object.entries(variants)) {
     const template = {
       version: "v2",
