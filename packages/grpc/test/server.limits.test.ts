@@ -247,14 +247,29 @@ describe("GrpcServer: limits on what a peer can make the server do", () => {
   // 700 ms of slack (the old bound, grace + 2 s, fails it) plus the time this
   // process could not run a timer on time while shutting down: on a loaded
   // machine shutdown's own timers are late by as much.
-  it.live("shutdown returns within the grace period + 1 s with 40 streams to peers that stopped reading", () =>
+  it.live("shutdown returns within the grace period + 1 s with 40 streams to peers that stopped reading and 20 requests left open", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const kilobyte = { message: "x".repeat(1024) }
+      const held = 20
+      const holding = yield* Deferred.make<void>()
+      let open = 0
       const { server } = yield* startEcho(
-        { serverStreamingEcho: () => Stream.forever(Stream.make(kilobyte)) },
+        {
+          serverStreamingEcho: () => Stream.forever(Stream.make(kilobyte)),
+          // Waits for a half-close that never comes.
+          clientStreamingEcho: (requests) =>
+            Effect.andThen(
+              Effect.sync(() => ++open === held && Deferred.doneUnsafe(holding, Exit.void)),
+              Effect.as(Stream.runDrain(requests), kilobyte)
+            )
+        },
         { gracePeriod: "300 millis" }
       ).pipe(Scope.provide(scope))
+      const reader = yield* connect(server.port)
+      const heldCalls = yield* Effect.forEach(Array.from({ length: held }), () =>
+        Effect.forkChild(rawCall(reader, "ClientStreamingEcho", {}, { halfClose: false }), { startImmediately: true }))
+      yield* Deferred.await(holding)
       const proxy = yield* stallingProxy(server.port)
       const streams = 40
       const sessions = yield* Effect.forEach(Array.from({ length: 4 }), () =>
@@ -278,7 +293,7 @@ describe("GrpcServer: limits on what a peer can make the server do", () => {
       }
       yield* Deferred.await(flowing)
       proxy.stall()
-      assert.strictEqual(yield* server.activeCalls, streams)
+      assert.strictEqual(yield* server.activeCalls, streams + held)
 
       const lateness = timerLateness()
       const start = Date.now()
@@ -288,5 +303,7 @@ describe("GrpcServer: limits on what a peer can make the server do", () => {
       assert.isAtLeast(took, 300)
       assert.isBelow(took, 300 + 1000 + 700 + late, `late by ${late} ms`)
       assert.strictEqual(yield* server.activeCalls, 0)
+      // The peer that reads gets a status for every call it left open.
+      for (const call of heldCalls) assert.strictEqual((yield* Fiber.join(call)).status, grpc.status.UNAVAILABLE)
     }))
 })
