@@ -250,7 +250,8 @@ const rstFlood: Attack = {
     // Past Node's own limit (nghttp2: a burst of 1,000 resets per connection, then 33 a second).
     const single = await resetFlood(port, Math.round(3000 * scale.factor))
     add(outcomes, "reset sent", single.sent)
-    add(outcomes, `one connection of ${Math.round(3000 * scale.factor)}: ${single.connection} after ${single.sent} resets`)
+    add(outcomes, `one connection of ${Math.round(3000 * scale.factor)}: ${single.connection === "goaway 2" ? "goaway 2 (INTERNAL_ERROR)" : single.connection}`)
+    add(outcomes, "resets it sent before that", single.sent)
     return { inputs: connections * perConnection + Math.round(3000 * scale.factor), outcomes }
   }
 }
