@@ -40,12 +40,22 @@ export const ForcingShutdown = Context.Reference<() => boolean>("@fiber-grpc/grp
 })
 
 /**
+ * How early, by the wall clock, grpc-js's deadline timer can fire. grpc-js
+ * sets a call's deadline to `Date.now() + timeout` and its timer with
+ * `setTimeout(timeout)`, which runs on Node's monotonic millisecond clock:
+ * the two round apart, and the timer can fire while `Date.now()` still reads
+ * one millisecond before the deadline (a fifth of the calls with deadlines of
+ * a few ms here; never two).
+ */
+const timerEarlyMillis = 1
+
+/**
  * The code of a server call that was interrupted: DEADLINE_EXCEEDED when its
  * deadline has passed (grpc-js itself ended the call with it), UNAVAILABLE
  * when a forced shutdown interrupted it, otherwise CANCELLED.
  */
 export const interruptedCode = (deadline: Option.Option<Date>, forcing: boolean): grpc.status =>
-  Option.isSome(deadline) && deadline.value.getTime() <= Date.now()
+  Option.isSome(deadline) && deadline.value.getTime() <= Date.now() + timerEarlyMillis
     ? grpc.status.DEADLINE_EXCEEDED
     : forcing
     ? grpc.status.UNAVAILABLE
