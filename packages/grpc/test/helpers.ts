@@ -110,6 +110,17 @@ export const clientStreamingCall = (
     write(call)
   })
 
+/** Pipes `inbound` both ways through a new connection to `targetPort`; either side's end or error ends both. */
+const relay = (inbound: net.Socket, targetPort: number, sockets: Set<net.Socket>): void => {
+  const outbound = net.connect(targetPort, "127.0.0.1")
+  sockets.add(inbound).add(outbound)
+  inbound.pipe(outbound).pipe(inbound)
+  inbound.on("error", () => outbound.destroy())
+  outbound.on("error", () => inbound.destroy())
+  inbound.on("close", () => outbound.destroy())
+  outbound.on("close", () => inbound.destroy())
+}
+
 /**
  * A TCP relay between the client and the server whose connections the test
  * can cut, to drop a client's connection without the client cancelling.
@@ -118,15 +129,7 @@ export const tcpProxy = (targetPort: number) =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; cutAll: () => void; close: () => void }>((resume) => {
       const sockets = new Set<net.Socket>()
-      const proxy = net.createServer((inbound) => {
-        const outbound = net.connect(targetPort, "127.0.0.1")
-        sockets.add(inbound).add(outbound)
-        inbound.pipe(outbound).pipe(inbound)
-        inbound.on("error", () => outbound.destroy())
-        outbound.on("error", () => inbound.destroy())
-        inbound.on("close", () => outbound.destroy())
-        outbound.on("close", () => inbound.destroy())
-      })
+      const proxy = net.createServer((inbound) => relay(inbound, targetPort, sockets))
       proxy.listen(0, "127.0.0.1", () =>
         resume(Effect.succeed({
           port: (proxy.address() as net.AddressInfo).port,
@@ -151,16 +154,7 @@ export const gate = Effect.acquireRelease(
   Effect.callback<{ port: number; open: (targetPort: number) => void; close: () => void }>((resume) => {
     let target: number | undefined
     const sockets = new Set<net.Socket>()
-    const server = net.createServer((inbound) => {
-      if (target === undefined) return void inbound.destroy()
-      const outbound = net.connect(target, "127.0.0.1")
-      sockets.add(inbound).add(outbound)
-      inbound.pipe(outbound).pipe(inbound)
-      inbound.on("error", () => outbound.destroy())
-      outbound.on("error", () => inbound.destroy())
-      inbound.on("close", () => outbound.destroy())
-      outbound.on("close", () => inbound.destroy())
-    })
+    const server = net.createServer((inbound) => target === undefined ? inbound.destroy() : relay(inbound, target, sockets))
     server.listen(0, "127.0.0.1", () =>
       resume(Effect.succeed({
         port: (server.address() as net.AddressInfo).port,
