@@ -54,6 +54,7 @@ const main = async () => {
   const profileFile = path.join(dir, `${side}-${impl}-${kind}.cpuprofile`)
   const { listening: port } = (await server.ready) as { listening: number }
   let measured: string
+  let ops = NaN
   if (side === "server") {
     const messages = kind === "unary" ? [{ message: "x".repeat(64) }]
       : kind === "serverStreaming" ? [{ message: "1000" }]
@@ -77,7 +78,7 @@ const main = async () => {
     const cpu1 = await server.peer.request<number>("cpu")
     await server.peer.request({ profile: profileFile })
     const done = Number(/(\d+) succeeded/.exec(out)?.[1] ?? NaN)
-    const ops = done * (kind === "unary" ? 1 : 1000)
+    ops = done * (kind === "unary" ? 1 : 1000)
     measured = `server ${impl}, ${kind}: ${ops} ops, ${((cpu1 - cpu0) / ops).toFixed(2)} µs CPU/op`
   } else {
     const load = start("load.ts", ["--client", impl, "--target", String(port)])
@@ -89,6 +90,7 @@ const main = async () => {
     await load.peer.request({ task: "profile", profile: "start" } satisfies Task)
     const r = await load.peer.request<TimedResult>({ task: "timed", scenario, warmupMs: 100, measureMs: seconds * 1000 } satisfies Task)
     await load.peer.request({ task: "profile", profile: profileFile } satisfies Task)
+    ops = r.count
     measured = `client ${impl}, ${kind}: ${r.count} ops, ${(r.clientCpuMicros / r.count).toFixed(2)} µs CPU/op`
     void load.peer.request({ task: "exit" } satisfies Task)
     await load.exited
@@ -97,6 +99,7 @@ const main = async () => {
   await server.exited
   console.log(measured)
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) summarize(path.join(dir, file))
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith(".heapprofile"))) summarizeHeap(path.join(dir, file), ops)
 }
 
 interface Profile {
@@ -143,6 +146,37 @@ const summarize = (file: string) => {
   for (const [group, t] of [...byGroup].sort((a, b) => b[1] - a[1])) console.log(`${share(t)}  ${group}`)
   console.log("top functions:")
   for (const [key, t] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${share(t)}  ${key}`)
+}
+
+interface HeapNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly selfSize: number
+  readonly children: ReadonlyArray<HeapNode>
+}
+
+/** `PROFILE_ALLOC=1`: bytes allocated per op, by group and by allocating function. */
+const summarizeHeap = (file: string, ops: number) => {
+  const { head } = JSON.parse(fs.readFileSync(file, "utf8")) as { head: HeapNode }
+  const byGroup = new Map<string, number>()
+  const byFunction = new Map<string, number>()
+  let total = 0
+  const walk = (node: HeapNode) => {
+    const { functionName, url, lineNumber } = node.callFrame
+    if (node.selfSize > 0) {
+      const group = groupOf(functionName, url)
+      total += node.selfSize
+      byGroup.set(group, (byGroup.get(group) ?? 0) + node.selfSize)
+      const key = `${group}: ${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`
+      byFunction.set(key, (byFunction.get(key) ?? 0) + node.selfSize)
+    }
+    for (const child of node.children) walk(child)
+  }
+  walk(head)
+  const perOp = (b: number) => `${(b / ops).toFixed(0).padStart(6)} B/op`
+  console.log(`\n${file}\nallocated (sampled) ${perOp(total)}`)
+  for (const [group, b] of [...byGroup].sort((a, b) => b[1] - a[1])) console.log(`${perOp(b)}  ${group}`)
+  console.log("top allocating functions:")
+  for (const [key, b] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${perOp(b)}  ${key}`)
 }
 
 void main()

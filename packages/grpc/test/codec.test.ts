@@ -9,7 +9,7 @@
  * when this file runs, with the same buf + ts-proto as `pnpm codegen`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { BinaryWriter } from "@bufbuild/protobuf/wire"
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire"
 import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { SimpleRequest, StreamingOutputCallResponse } from "@fiber-grpc/protos/grpc/testing/messages"
 import { Effect, Stream } from "effect"
@@ -21,7 +21,15 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { GrpcClient, GrpcTest } from "../src/index.js"
-import { deserializer, handOverBytes, retainedWriterBytes, serializer, usesFastPath } from "../src/internal/codec.js"
+import {
+  decodesFast,
+  deserializer,
+  handOverBytes,
+  retainedReaderBytes,
+  retainedWriterBytes,
+  serializer,
+  usesFastPath
+} from "../src/internal/codec.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../../..")
@@ -192,6 +200,9 @@ describe("codec: the fast path writes exactly ts-proto's bytes", () => {
         assert.deepStrictEqual(deserialize(expected), message, `${variant}: ${name} decodes to what was encoded`)
       }
       assert.isTrue(usesFastPath(Everything, Everything.fromPartial({})), `${variant} takes the fast path`)
+      const full = stock(Everything, Everything.fromPartial(samples(variant)[0]![1]))
+      assert.isTrue(decodesFast(Everything, full), `${variant} decodes with the reused reader`)
+      assert.strictEqual(retainedReaderBytes(), 0, "the reader lets go of the last message's bytes")
     })
   }
 })
@@ -219,7 +230,119 @@ describe("codec: @bufbuild/protobuf BinaryWriter fields the fast path relies on"
   })
 })
 
+describe("codec: @bufbuild/protobuf BinaryReader fields the fast decode relies on", () => {
+  it(`BinaryReader (installed: @bufbuild/protobuf ${bufbufVersion}) reads buf[pos, len) through a DataView view`, () => {
+    const upgradeHint = `@bufbuild/protobuf ${bufbufVersion} changed BinaryReader's non-public fields: ` +
+      "the adapter's fast decode path (src/internal/codec.ts) is disabled or wrong until it is adapted"
+    const bytes = Buffer.from(new BinaryWriter().uint32(13).fixed32(7).uint32(18).string("hi").finish())
+    const reader = new BinaryReader(bytes)
+    // Reading non-public fields on purpose: this is what the test pins.
+    const fields = reader as unknown as { buf: unknown; len: unknown; pos: unknown; view: unknown }
+    assert.strictEqual(fields.buf, bytes, upgradeHint)
+    assert.strictEqual(fields.len, bytes.length, upgradeHint)
+    assert.strictEqual(fields.pos, 0, upgradeHint)
+    assert.instanceOf(fields.view, DataView, upgradeHint)
+    // Moving the reader onto other bytes is setting those fields.
+    const other = Buffer.from(new BinaryWriter().uint32(13).fixed32(9).uint32(18).string("yo").finish())
+    fields.buf = other
+    fields.len = other.length
+    fields.pos = 0
+    fields.view = new DataView(other.buffer, other.byteOffset, other.byteLength)
+    reader.uint32()
+    assert.strictEqual(reader.fixed32(), 9, upgradeHint)
+    reader.uint32()
+    assert.strictEqual(reader.string(), "yo", upgradeHint)
+    // And the generated code in this repository gets the fast decode.
+    assert.isTrue(decodesFast(EchoRequest, Buffer.from(EchoRequest.encode({ message: "x".repeat(64) }).finish())), upgradeHint)
+    const simple = SimpleRequest.fromPartial({ responseSize: 1, payload: { body: Buffer.alloc(100, 3) } })
+    assert.isTrue(decodesFast(SimpleRequest, Buffer.from(SimpleRequest.encode(simple).finish())), upgradeHint)
+  })
+
+  it("strings: the reused reader decodes any bytes, valid UTF-8 or not, as BinaryReader does", () => {
+    const deserialize = deserializer(EchoRequest)
+    const field = (payload: Uint8Array) => Buffer.from(new BinaryWriter().uint32(10).bytes(payload).finish())
+    deserialize(field(Buffer.from("warm up")))
+    const cases: Array<Uint8Array> = [
+      Uint8Array.of(0xff),
+      Uint8Array.of(0xc3),
+      Uint8Array.of(0xe2, 0x82),
+      Uint8Array.of(0xed, 0xa0, 0x80),
+      Uint8Array.of(0xf4, 0x90, 0x80, 0x80),
+      Uint8Array.of(0xc0, 0x80),
+      Uint8Array.of(0xf0, 0x9f, 0x98),
+      Buffer.from("héllo wörld ✓ 😀"),
+      Buffer.concat([Buffer.from("a".repeat(40)), Uint8Array.of(0xf0, 0x9f), Buffer.from("é".repeat(20))])
+    ]
+    // Deterministic pseudo-random bytes, short and past the ASCII fast path.
+    let seed = 12345
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) & 0xff
+    for (let i = 0; i < 300; i++) cases.push(Uint8Array.from({ length: 1 + (i % 80) }, next))
+    for (const payload of cases) {
+      const bytes = field(payload)
+      assert.strictEqual(deserialize(bytes).message, EchoRequest.decode(bytes).message, Buffer.from(payload).toString("hex"))
+    }
+  })
+
+  it("truncated input fails as BinaryReader fails", () => {
+    const deserialize = deserializer(EchoRequest)
+    deserialize(Buffer.from(EchoRequest.encode({ message: "warm up" }).finish()))
+    const truncated = Buffer.from(EchoRequest.encode({ message: "x".repeat(50) }).finish()).subarray(0, 20)
+    assert.throws(() => EchoRequest.decode(truncated), /premature EOF/)
+    assert.throws(() => deserialize(truncated), /premature EOF/)
+    // And the next message decodes.
+    assert.deepStrictEqual(deserialize(Buffer.from(EchoRequest.encode({ message: "ok" }).finish())), { message: "ok" })
+  })
+})
+
 describe("codec: falls back to the plain path, correctly", () => {
+  it("a decoder that does not read from the reader it is given (another @bufbuild/protobuf copy) keeps the stock decode", () => {
+    // As generated code bound to another copy of @bufbuild/protobuf behaves:
+    // its `instanceof BinaryReader` fails and it treats the reader as bytes.
+    const Foreign = {
+      encode: (message: { readonly n: number }) => ({ finish: () => Uint8Array.of(8, message.n) }),
+      decode: (input: Uint8Array | object) => ({ n: (input as Uint8Array)[1] ?? 0 })
+    }
+    const deserialize = deserializer(Foreign)
+    for (let n = 1; n < 4; n++) assert.deepStrictEqual(deserialize(Buffer.of(8, n)), { n })
+    assert.isFalse(decodesFast(Foreign, Buffer.of(8, 1)))
+    const Throwing = {
+      encode: Foreign.encode,
+      decode: (input: Uint8Array) => {
+        if (!(input instanceof Uint8Array)) throw new TypeError("not bytes")
+        return { n: input[1]! }
+      }
+    }
+    assert.deepStrictEqual(deserializer(Throwing)(Buffer.of(8, 5)), { n: 5 })
+    assert.deepStrictEqual(deserializer(Throwing)(Buffer.of(8, 6)), { n: 6 })
+    assert.isFalse(decodesFast(Throwing, Buffer.of(8, 1)))
+  })
+
+  it("re-entrant decode (a codec whose decode deserializes another message) uses a fresh reader", () => {
+    const inner = deserializer(EchoRequest)
+    const innerBytes = (text: string) => Buffer.from(EchoRequest.encode({ message: text }).finish())
+    // A hand-written codec whose decode runs the adapter's deserializer on an
+    // embedded message while its own decode reads the shared reader.
+    const Wrapper = {
+      encode: (message: { readonly text: string; readonly inner: string }) =>
+        new BinaryWriter().uint32(10).string(message.text).uint32(18).bytes(innerBytes(message.inner)),
+      decode: (input: Uint8Array | BinaryReader) => {
+        const reader = input instanceof BinaryReader ? input : new BinaryReader(input)
+        reader.uint32()
+        const text = reader.string()
+        reader.uint32()
+        const nested = inner(Buffer.from(reader.bytes())).message
+        return { text, inner: nested }
+      }
+    }
+    const deserialize = deserializer(Wrapper)
+    for (const [text, nested] of [["a", "b"], ["cc", "d".repeat(100)], ["é".repeat(40), "f"]] as const) {
+      const bytes = Buffer.from(Wrapper.encode({ text, inner: nested }).finish())
+      assert.deepStrictEqual(deserialize(bytes), { text, inner: nested })
+    }
+    assert.isTrue(decodesFast(Wrapper, Buffer.from(Wrapper.encode({ text: "x", inner: "y" }).finish())))
+    assert.deepStrictEqual(inner(innerBytes("z")), { message: "z" })
+  })
+
   it("a huge message takes the writer's buffer with it: the reused writer stays small", () => {
     const serialize = serializer(StreamingOutputCallResponse)
     const huge = StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(1 << 20, 7) } })

@@ -22,14 +22,28 @@
  * fields so that a `@bufbuild/protobuf` upgrade that changes them fails loudly
  * instead of silently losing the fast path.
  *
- * Decoding stays `decode(bytes)`: constructing the `BinaryReader` ourselves
- * (to skip ts-proto's per-message recursion-depth property transition) saves
- * 30-50 ns of a 230 ns decode, and would need the generated code's own
- * `BinaryReader` class (ts-proto checks `instanceof`), which the adapter does
- * not import. See BENCHMARKS.md for the figures.
+ * Decoding: the stock `decode(bytes)` builds a `BinaryReader` per message,
+ * and its constructor allocates a `DataView` (60-80 ns here, whether or not
+ * the message has a fixed-width field); ts-proto then adds a recursion-depth
+ * property to that fresh object (a hidden-class transition per message), and
+ * a string past 32 bytes is decoded through a Buffer `subarray` and a
+ * `TextDecoder` (about 100 ns for 64 bytes, against 60-70 for Node's own
+ * UTF-8 slice). The fast path decodes from ONE reused reader, a
+ * `BinaryReader` subclass that is reset onto each buffer, creates its
+ * `DataView` only when a fixed-width field asks for it, already has the
+ * depth property, and reads non-strict strings straight from the Buffer.
+ * ts-proto's `decode` accepts a reader (`input instanceof BinaryReader`, its
+ * own copy of `@bufbuild/protobuf`), so this is checked on the first
+ * non-empty message of each type: the fast result must have consumed every
+ * byte and re-encode to the same bytes as the stock result; otherwise (say,
+ * generated code importing another copy of `@bufbuild/protobuf`) that type
+ * keeps the stock decode. The reader sets four non-public fields (`buf`,
+ * `len`, `pos`, `view`), pinned by test/codec.test.ts like the writer's.
  *
  * @internal
  */
+
+import { BinaryReader } from "@bufbuild/protobuf/wire"
 
 /** What encoding needs of a ts-proto codec, for messages of any type. */
 interface Encoder {
@@ -166,12 +180,146 @@ export const serializer = (messageType: Encoder): (message: unknown) => Buffer =
 }
 
 /**
+ * `BinaryReader`'s non-public fields, as the reused reader sets them
+ * (verified per message type before use, pinned by test/codec.test.ts).
+ */
+interface ReaderFields {
+  buf: Uint8Array
+  len: number
+  pos: number
+  view: DataView
+}
+
+const empty = new Uint8Array(0)
+
+/** Node's own UTF-8 decoding of a Buffer range, where the runtime has it (feature-detected). */
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (start: number, end: number) => string }).utf8Slice
+
+/**
+ * One reader for every decode, reset onto each message's bytes. Its fields
+ * are reached through `ReaderFields` because `BinaryReader` declares them
+ * private.
+ */
+class ReusedReader extends BinaryReader {
+  /** Set while a decode runs: a re-entrant decode takes the stock path. */
+  busy = false
+  /** Created on first use per message (see the `view` accessor below). */
+  lazyView: DataView | undefined = undefined
+  /** Whether `buf` is a Node Buffer (grpc-js always gives one). */
+  nodeBuffer = false
+
+  constructor() {
+    super(empty)
+    // ts-proto's recursion guard, created once here instead of per message.
+    ;(this as unknown as Record<string, number>)["__tsProtoDecodeDepth"] = 0
+  }
+
+  reset(bytes: Uint8Array): this {
+    const fields = this as unknown as ReaderFields
+    fields.buf = bytes
+    fields.len = bytes.length
+    fields.pos = 0
+    this.lazyView = undefined
+    this.nodeBuffer = utf8Slice !== undefined && Buffer.isBuffer(bytes)
+    return this
+  }
+
+  /** Lets go of the message's bytes, so that the reader does not keep them alive. */
+  release(): void {
+    this.reset(empty)
+    this.busy = false
+  }
+
+  override string(strict?: boolean): string {
+    if (strict === true || !this.nodeBuffer) return super.string(strict)
+    const fields = this as unknown as ReaderFields
+    const length = this.uint32()
+    const start = fields.pos
+    fields.pos = start + length
+    // BinaryReader's own bounds check and error.
+    if (fields.pos > fields.len) throw new RangeError("premature EOF")
+    // Invalid UTF-8 becomes U+FFFD, as with BinaryReader's non-strict
+    // TextDecoder (test/codec.test.ts compares the two).
+    return utf8Slice!.call(fields.buf, start, fields.pos)
+  }
+}
+
+// `view` becomes an accessor: BinaryReader's constructor assigns it (the
+// setter keeps it), fixed-width reads get it (built on first use).
+Object.defineProperty(ReusedReader.prototype, "view", {
+  get(this: ReusedReader): DataView {
+    const buf = (this as unknown as ReaderFields).buf
+    return this.lazyView ??= new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  },
+  set(this: ReusedReader, view: DataView) {
+    this.lazyView = view
+  }
+})
+
+const reader = new ReusedReader()
+
+/** What decoding needs of a ts-proto codec, and encoding to check the fast path. */
+interface DecodeFn<T> {
+  decode(input: Uint8Array | BinaryReader): T
+  encode(message: T): { finish(): Uint8Array }
+}
+
+/**
+ * Decodes `bytes` both ways; returns the stock result and whether the reused
+ * reader gave the same message (consumed every byte, same bytes re-encoded).
+ */
+const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: T; readonly fast: boolean } => {
+  const message = type.decode(bytes)
+  if (reader.busy) return { message, fast: false }
+  reader.busy = true
+  try {
+    const fast = type.decode(reader.reset(bytes))
+    const consumed = (reader as unknown as ReaderFields).pos === bytes.length
+    return { message, fast: consumed && sameBytes(type.encode(fast).finish(), type.encode(message).finish()) }
+  } catch {
+    return { message, fast: false }
+  } finally {
+    reader.release()
+  }
+}
+
+/**
  * grpc-js's `deserialize` for one ts-proto message type.
  *
  * @internal
  */
-export const deserializer = <T>(messageType: Decoder<T>): (bytes: Buffer) => T => (bytes) =>
-  messageType.decode(bytes)
+export const deserializer = <T>(messageType: Decoder<T> & Encoder): (bytes: Buffer) => T => {
+  // ts-proto's decode takes a reader too (`decode(input: BinaryReader |
+  // Uint8Array)`); the public MessageType leaves it out, see `serializer`.
+  const type = messageType as unknown as DecodeFn<T>
+  // undefined: not checked yet (an empty message decodes the same either way).
+  let fast: boolean | undefined
+  return (bytes) => {
+    if (fast === true && !reader.busy) {
+      reader.busy = true
+      try {
+        return type.decode(reader.reset(bytes))
+      } finally {
+        reader.release()
+      }
+    }
+    if (fast === undefined && bytes.length > 0) {
+      const checked = verifyReader(type, bytes)
+      fast = checked.fast
+      return checked.message
+    }
+    return type.decode(bytes)
+  }
+}
+
+/**
+ * Whether decoding `bytes` with `messageType` takes the reused reader. For
+ * tests that pin the reader's fields.
+ *
+ * @internal
+ */
+export const decodesFast = <T>(messageType: Decoder<T> & Encoder, bytes: Buffer): boolean =>
+  verifyReader(messageType as unknown as DecodeFn<T>, bytes).fast
 
 /**
  * Whether encoding `message` with `messageType` takes the fast path (after
@@ -193,3 +341,10 @@ export const usesFastPath = (messageType: Encoder, message: unknown): boolean =>
  */
 export const retainedWriterBytes = (): ReadonlyArray<number> =>
   Array.from(shared.values(), (entry) => entry.writer.buffer.byteLength)
+
+/**
+ * How many bytes the reused reader still points at (0 between decodes), for tests.
+ *
+ * @internal
+ */
+export const retainedReaderBytes = (): number => (reader as unknown as ReaderFields).buf.length
