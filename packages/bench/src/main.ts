@@ -34,6 +34,22 @@ const only = (() => {
   return i >= 0 ? new Set(process.argv[i + 1]?.split(",")) : undefined
 })()
 const runs = (section: "codec" | "server" | "client" | "cancel" | "soak") => only === undefined || only.has(section)
+/** Development flags (a run with any of them writes nothing): `--rows a,b` (rows whose name starts so), `--sides framework,...` (besides proto-loader and control), `--rounds N`, `--window S`. */
+const listArg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1]?.split(",") : undefined
+}
+const numberArg = (name: string) => {
+  const v = listArg(name)?.[0]
+  return v === undefined ? undefined : Number(v)
+}
+const rowFilter = listArg("rows")
+const sideFilter = listArg("sides")
+const partial = only !== undefined || rowFilter !== undefined || sideFilter !== undefined ||
+  numberArg("rounds") !== undefined || numberArg("window") !== undefined
+const keepRow = (name: string) => rowFilter === undefined || rowFilter.some((prefix) => name.startsWith(prefix))
+const keepSide = (side: Side) =>
+  side === "protoloader" || side === "control" || sideFilter === undefined || sideFilter.includes(side)
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../../..")
 const tsx = import.meta.resolve("tsx")
@@ -57,6 +73,8 @@ const settings = quick
     soakCalls: 100_000,
     baselineSoakCalls: 50_000
   }
+settings.rounds = numberArg("rounds") ?? settings.rounds
+settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
 
 // --------------------------------------------------------------------- sides
 /** The sides of a comparison; `control` is a second proto-loader side. */
@@ -162,8 +180,6 @@ const pct = (sorted: ReadonlyArray<number>, p: number) =>
 
 const fmt = (x: number, digits = 0) =>
   Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-"
-const spread = (xs: ReadonlyArray<number>) =>
-  xs.length === 0 ? "-" : `${fmt(median(xs), 2)} [${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)}]`
 
 interface Sample {
   /** ops/s: calls/s for unary, messages/s for streams. */
@@ -181,13 +197,39 @@ const add = (samples: Samples, row: string, side: Side, sample: Sample) => {
   if (bySide === undefined) samples.set(row, bySide = {})
   ;(bySide[side] ??= []).push(sample)
 }
-/** Per-round ratios of `side` over `base` (the same round's sample). */
-const ratios = (samples: Samples, row: string, side: Side, base: Side = "protoloader", f = (s: Sample) => s.cpu) => {
-  const bySide = samples.get(row)
-  const a = bySide?.[side] ?? []
-  const b = bySide?.[base] ?? []
-  return a.map((s, i) => f(s) / f(b[i]!)).filter(Number.isFinite)
+/** The `q` quantile (0-1) of `xs`, interpolated. */
+const quantile = (xs: ReadonlyArray<number>, q: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const at = (s.length - 1) * q
+  const lo = Math.floor(at)
+  return s[lo]! + (s[Math.ceil(at)]! - s[lo]!) * (at - lo)
 }
+
+/**
+ * A CPU ratio between two sides over all their windows. Load from outside
+ * the benchmark (other processes, the host) only ever adds CPU time to a
+ * window, so each side's figure is the lower quartile of its windows (its
+ * cost with the least interference), and the ratio is taken between those.
+ * The spread is the range of the same ratio taken with each side's minimum,
+ * lower quartile and median instead.
+ */
+interface Ratio {
+  readonly value: number
+  readonly low: number
+  readonly high: number
+}
+const cpuOf = (samples: Samples, row: string, side: Side) => (samples.get(row)?.[side] ?? []).map((s) => s.cpu)
+const ratio = (samples: Samples, row: string, side: Side, base: Side = "protoloader"): Ratio | undefined => {
+  const a = cpuOf(samples, row, side)
+  const b = cpuOf(samples, row, base)
+  if (a.length === 0 || b.length === 0) return undefined
+  const all = [0, 0.25, 0.5].map((q) => quantile(a, q) / quantile(b, q))
+  return { value: all[1]!, low: Math.min(...all), high: Math.max(...all) }
+}
+const showRatio = (r: Ratio | undefined) => (r === undefined ? "-" : `${fmt(r.value, 2)} [${fmt(r.low, 2)}–${fmt(r.high, 2)}]`)
+/** A side's CPU µs per op: the lower quartile of its windows. */
+const cpuFigure = (samples: Samples, row: string, side: Side) => quantile(cpuOf(samples, row, side), 0.25)
 const med = (samples: Samples, row: string, side: Side, f: (s: Sample) => number) =>
   median((samples.get(row)?.[side] ?? []).map(f))
 
@@ -271,13 +313,13 @@ const tracingSamples: Samples = new Map()
 let tracingAvailable = false
 
 const compareServers = async () => {
-  const sides: Array<Side> = ["protoloader", "control", "framework", "raw", "nice"]
-  tracingAvailable = await frameworkHasTracing()
+  const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
+  tracingAvailable = await frameworkHasTracing() && keepSide("tracing")
   const servers = new Map<Side, Server>()
   for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
     servers.set(side, await startServer(implOf(side), { tracing: side === "tracing" }))
   }
-  for (const scenario of serverScenarios) {
+  for (const scenario of serverScenarios.filter((s) => keepRow(s.name))) {
     const file = bodyFile(scenario)
     const withTracing = tracingAvailable && scenario.name === "unary 64 B"
     const scenarioSides: Array<Side> = withTracing ? [...sides, "tracing"] : sides
@@ -295,6 +337,7 @@ const compareServers = async () => {
         const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
         const ops = r.succeeded * scenario.perRequest
         const sample = { rate: ops / r.seconds, cpu: r.cpuMicros / ops, p50: r.mean, p99: NaN }
+        log(`  ${sample.cpu.toFixed(2)} µs/op, ${r.seconds.toFixed(2)} s`)
         add(serverSamples, scenario.name, side, sample)
       }
     }
@@ -327,12 +370,12 @@ const timedRun = async (load: Proc, scenario: Scenario, warmupMs: number, measur
 }
 
 const compareClients = async () => {
-  const sides: Array<Side> = ["protoloader", "control", "framework", "raw", "nice"]
+  const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
   // One plain grpc-js server (ts-proto codecs) answers every client.
   const server = await startServer("raw")
   const loads = new Map<Side, Proc>()
   for (const side of sides) loads.set(side, await startLoad(implOf(side), server.port))
-  for (const [row, scenario] of clientScenarios) {
+  for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
     for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
     for (let round = 0; round < settings.rounds; round++) {
       for (const side of orderOf(sides, round)) {
@@ -446,7 +489,7 @@ const soak = async (side: Side, calls: number) => {
 // ------------------------------------------------------------------ report
 interface Target {
   readonly name: string
-  /** Median per-round ratio and its spread. */
+  /** The ratio and its spread (see `Ratio`). */
   readonly value: string
   /** The control ratio of the same figure, where there is one. */
   readonly control: string
@@ -456,18 +499,17 @@ interface Target {
 const targets: Array<Target> = []
 const controlBound = 0.05
 
-const controlOk = (xs: ReadonlyArray<number>) => Math.abs(median(xs) - 1) <= controlBound
+const controlOk = (r: Ratio) => Math.abs(r.value - 1) <= controlBound
 
 const ratioTarget = (name: string, samples: Samples, row: string, side: Side, base: Side, bound: number, strict = false) => {
-  const xs = ratios(samples, row, side, base)
-  const control = ratios(samples, row, "control", "protoloader")
-  const m = median(xs)
+  const r = ratio(samples, row, side, base)
+  const control = ratio(samples, row, "control", "protoloader")
   targets.push({
     name,
-    value: spread(xs),
-    control: control.length === 0 ? "-" : spread(control),
-    controlOk: control.length === 0 ? undefined : controlOk(control),
-    met: strict ? m < bound : m <= bound
+    value: showRatio(r),
+    control: showRatio(control),
+    controlOk: control === undefined ? undefined : controlOk(control),
+    met: r !== undefined && (strict ? r.value < bound : r.value <= bound)
   })
 }
 
@@ -519,22 +561,22 @@ const render = (elapsed: number): string => {
     line(`| scenario | proto-loader ${unit} | fiber-grpc | grpc-js + ts-proto | nice-grpc | fiber-grpc / proto-loader | ts-proto / proto-loader | nice-grpc / proto-loader | fiber-grpc / nice-grpc | control | ops/s proto-loader / fiber-grpc${latency === "none" ? "" : latency === "mean" ? " | mean latency µs proto-loader / fiber-grpc" : " | p50 µs / p99 µs proto-loader → fiber-grpc"} |`)
     line(`| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --:${latency === "none" ? "" : " | --:"} |`)
     for (const row of rows) {
-      const cpu = (side: Side) => fmt(med(samples, row, side, (s) => s.cpu), 2)
+      const cpu = (side: Side) => fmt(cpuFigure(samples, row, side), 2)
       const rate = (side: Side) => fmt(med(samples, row, side, (s) => s.rate))
       const lat = latency === "mean"
         ? ` | ${fmt(med(samples, row, "protoloader", (s) => s.p50))} / ${fmt(med(samples, row, "framework", (s) => s.p50))}`
         : latency === "p50p99" && row.startsWith("unary")
         ? ` | ${fmt(med(samples, row, "protoloader", (s) => s.p50))} / ${fmt(med(samples, row, "protoloader", (s) => s.p99))} → ${fmt(med(samples, row, "framework", (s) => s.p50))} / ${fmt(med(samples, row, "framework", (s) => s.p99))}`
         : latency === "none" ? "" : " | -"
-      const control = ratios(samples, row, "control")
-      const controlCell = control.length === 0 ? "-" : `${spread(control)}${controlOk(control) ? "" : " **outside ±5%**"}`
-      line(`| ${row} | ${cpu("protoloader")} | ${cpu("framework")} | ${cpu("raw")} | ${cpu("nice")} | ${spread(ratios(samples, row, "framework"))} | ${spread(ratios(samples, row, "raw"))} | ${spread(ratios(samples, row, "nice"))} | ${spread(ratios(samples, row, "framework", "nice"))} | ${controlCell} | ${rate("protoloader")} / ${rate("framework")}${lat} |`)
+      const control = ratio(samples, row, "control")
+      const controlCell = control === undefined ? "-" : `${showRatio(control)}${controlOk(control) ? "" : " **outside ±5%**"}`
+      line(`| ${row} | ${cpu("protoloader")} | ${cpu("framework")} | ${cpu("raw")} | ${cpu("nice")} | ${showRatio(ratio(samples, row, "framework"))} | ${showRatio(ratio(samples, row, "raw"))} | ${showRatio(ratio(samples, row, "nice"))} | ${showRatio(ratio(samples, row, "framework", "nice"))} | ${controlCell} | ${rate("protoloader")} / ${rate("framework")}${lat} |`)
     }
   }
 
   line("### Server CPU, server-bound (h2load as the load generator)")
   line()
-  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Ratios: median [min–max] over ${settings.rounds} rounds of per-round ratios. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
+  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Each side runs ${settings.rounds} windows, one per round. Load from outside the benchmark only ever adds CPU time to a window, so a side's µs/op is the lower quartile of its windows, and a ratio is taken between two sides' lower quartiles; [low–high] is the range of that ratio taken with each side's minimum, lower quartile and median instead. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
   line()
   cpuTable(serverSamples, serverScenarios.map((s) => s.name), "µs/op", "mean")
   line()
@@ -549,10 +591,10 @@ const render = (elapsed: number): string => {
   if (!tracingAvailable) {
     line("Not measured: the bench server has no `--tracing` option in this build.")
   } else {
-    const xs = ratios(tracingSamples, "unary 64 B", "tracing", "framework")
+    const xs = ratio(tracingSamples, "unary 64 B", "tracing", "framework")
     line("| scenario | fiber-grpc µs/call | fiber-grpc --tracing µs/call | tracing / off |")
     line("| --- | --: | --: | --: |")
-    line(`| unary 64 B | ${fmt(med(tracingSamples, "unary 64 B", "framework", (s) => s.cpu), 2)} | ${fmt(med(tracingSamples, "unary 64 B", "tracing", (s) => s.cpu), 2)} | ${spread(xs)} |`)
+    line(`| unary 64 B | ${fmt(cpuFigure(tracingSamples, "unary 64 B", "framework"), 2)} | ${fmt(cpuFigure(tracingSamples, "unary 64 B", "tracing"), 2)} | ${showRatio(xs)} |`)
   }
   line()
   line("### The codec alone (ns per message, one process, no I/O)")
@@ -609,7 +651,7 @@ const render = (elapsed: number): string => {
   line()
   line("### Targets")
   line()
-  line("Each CPU target is the median of per-round ratios [min–max]. `control` is the proto-loader vs proto-loader ratio of the same figure; where it is outside ±5% the verdict is within noise and the table says so.")
+  line("Each CPU target is the ratio of the two sides' lower quartiles [range over minimum, lower quartile and median], as in the tables above. `control` is the proto-loader vs proto-loader ratio of the same figure; where it is outside ±5% the verdict is within noise and the table says so.")
   line()
   line("| target | measured | control | control within ±5% | verdict |")
   line("| --- | --- | --- | --- | --- |")
@@ -659,7 +701,7 @@ const main = async () => {
     ""
   ].join("\n")
   // A quick run is a smoke test: only the full run's results are kept.
-  if (quick || only !== undefined) log("quick or partial run: BENCHMARKS.md left as it is")
+  if (quick || partial) log("quick or partial run: BENCHMARKS.md left as it is")
   else {
     fs.writeFileSync(path.join(root, "BENCHMARKS.md"), doc)
     log("wrote BENCHMARKS.md")

@@ -43,7 +43,7 @@ import {
   type Stream,
   SubscriptionRef
 } from "effect"
-import type { CallContext } from "./CallContext.js"
+import { CallContext, type ServerCallContext } from "./CallContext.js"
 import type { GrpcError } from "./GrpcError.js"
 import { handleBidiStreamingCall } from "./internal/server/handleBidiStreamingCall.js"
 import { handleClientStreamingCall } from "./internal/server/handleClientStreamingCall.js"
@@ -362,7 +362,14 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       const isForcingShutdown = () => forcing
       const context = Context.add(Context.omit(Scope.Scope)(yield* Effect.context<never>()), ForcingShutdown, isForcingShutdown)
       const runFork = yield* Effect.provideContext(FiberSet.runtime(fibers)<never>(), context)
-      const runtime: HandlerRuntime = { runFork, isForcingShutdown }
+      const forkCall = <A>(program: Effect.Effect<A, GrpcError, CallContext>, ctx: ServerCallContext) => {
+        // A closed FiberSet gives an interrupted fiber without running the program.
+        if (fibers.state._tag === "Closed") return runFork(program as Effect.Effect<A, GrpcError>)
+        const fiber = Effect.runForkWith(Context.add(context, CallContext, ctx))(program)
+        if (fiber.pollUnsafe() === undefined) FiberSet.addUnsafe(fibers, fiber)
+        return fiber
+      }
+      const runtime: HandlerRuntime = { runFork, forkCall, isForcingShutdown }
       const grpcDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...toGrpcJs(definition) }
       const chain = options.middleware === undefined ? middleware : [...options.middleware, ...middleware]
       const implementation: grpc.UntypedServiceImplementation = {}

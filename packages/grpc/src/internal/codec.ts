@@ -35,7 +35,8 @@
  * ts-proto's `decode` accepts a reader (`input instanceof BinaryReader`, its
  * own copy of `@bufbuild/protobuf`), so this is checked on the first
  * non-empty message of each type: the fast result must have consumed every
- * byte and re-encode to the same bytes as the stock result; otherwise (say,
+ * byte and re-encode to the same bytes (as the input, or else as the stock
+ * result); otherwise (say,
  * generated code importing another copy of `@bufbuild/protobuf`) that type
  * keeps the stock decode. The reader sets four non-public fields (`buf`,
  * `len`, `pos`, `view`), pinned by test/codec.test.ts like the writer's.
@@ -265,22 +266,32 @@ interface DecodeFn<T> {
 }
 
 /**
- * Decodes `bytes` both ways; returns the stock result and whether the reused
- * reader gave the same message (consumed every byte, same bytes re-encoded).
+ * Decodes `bytes` with the reused reader and checks the result: it must have
+ * consumed every byte and re-encode to `bytes` (what ts-proto and grpc-js
+ * peers send), or else to what the stock decode's result re-encodes to.
+ * Returns a correct message either way, and whether the reader can be used
+ * for this type (undefined: not known yet).
  */
-const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: T; readonly fast: boolean } => {
-  const message = type.decode(bytes)
-  if (reader.busy) return { message, fast: false }
+const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: T; readonly fast: boolean | undefined } => {
+  if (reader.busy) return { message: type.decode(bytes), fast: undefined }
   reader.busy = true
+  let message: T
+  let consumed: boolean
   try {
-    const fast = type.decode(reader.reset(bytes))
-    const consumed = (reader as unknown as ReaderFields).pos === bytes.length
-    return { message, fast: consumed && sameBytes(type.encode(fast).finish(), type.encode(message).finish()) }
+    message = type.decode(reader.reset(bytes))
+    consumed = (reader as unknown as ReaderFields).pos === bytes.length
   } catch {
-    return { message, fast: false }
-  } finally {
     reader.release()
+    // Malformed input throws here as it does below (and the question stays
+    // open); a decoder that cannot take the reader throws only here.
+    const stock = type.decode(bytes)
+    return { message: stock, fast: false }
   }
+  reader.release()
+  const encoded = type.encode(message).finish()
+  if (consumed && sameBytes(encoded, bytes)) return { message, fast: true }
+  const stock = type.decode(bytes)
+  return { message: stock, fast: consumed && sameBytes(encoded, type.encode(stock).finish()) }
 }
 
 /**
@@ -319,7 +330,7 @@ export const deserializer = <T>(messageType: Decoder<T> & Encoder): (bytes: Buff
  * @internal
  */
 export const decodesFast = <T>(messageType: Decoder<T> & Encoder, bytes: Buffer): boolean =>
-  verifyReader(messageType as unknown as DecodeFn<T>, bytes).fast
+  verifyReader(messageType as unknown as DecodeFn<T>, bytes).fast === true
 
 /**
  * Whether encoding `message` with `messageType` takes the fast path (after

@@ -18,11 +18,8 @@ export const handleBidiStreamingCall = <Req, Res>(
     requests: Stream.Stream<Req, GrpcError>,
     ctx: CallContext["Service"]
   ) => Stream.Stream<Res, GrpcError, CallContext>
-): grpc.handleBidiStreamingCall<Req, Res> =>
-(call) =>
-  runHandler(
-    runtime,
-    call,
-    (ctx) => writeStream(call, handler(requestStream(call), ctx)),
-    endStream(runtime, call)
-  )
+): grpc.handleBidiStreamingCall<Req, Res> => {
+  const start = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext["Service"]) =>
+    writeStream(call, handler(requestStream(call), ctx))
+  return (call) => runHandler(runtime, call, start, endStream, call)
+}

@@ -16,6 +16,7 @@ export const handleClientStreamingCall = <Req, Res>(
     requests: Stream.Stream<Req, GrpcError>,
     ctx: CallContext["Service"]
   ) => Effect.Effect<Res, GrpcError, CallContext>
-): grpc.handleClientStreamingCall<Req, Res> =>
-(call, callback) =>
-  runHandler(runtime, call, (ctx) => handler(requestStream(call), ctx), answer(runtime, callback))
+): grpc.handleClientStreamingCall<Req, Res> => {
+  const start = (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext["Service"]) => handler(requestStream(call), ctx)
+  return (call, callback) => runHandler(runtime, call, start, answer, callback)
+}

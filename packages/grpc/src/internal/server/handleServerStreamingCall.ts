@@ -15,11 +15,8 @@ import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 export const handleServerStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,
   handler: (request: Req, ctx: CallContext["Service"]) => Stream.Stream<Res, GrpcError, CallContext>
-): grpc.handleServerStreamingCall<Req, Res> =>
-(call) =>
-  runHandler(
-    runtime,
-    call,
-    (ctx) => writeStream(call, handler(call.request, ctx)),
-    endStream(runtime, call)
-  )
+): grpc.handleServerStreamingCall<Req, Res> => {
+  const start = (call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext["Service"]) =>
+    writeStream(call, handler(call.request, ctx))
+  return (call) => runHandler(runtime, call, start, endStream, call)
+}

@@ -13,6 +13,7 @@ import { answer, type HandlerRuntime, runHandler } from "./runHandler.js"
 export const handleUnaryCall = <Req, Res>(
   runtime: HandlerRuntime,
   handler: (request: Req, ctx: CallContext["Service"]) => Effect.Effect<Res, GrpcError, CallContext>
-): grpc.handleUnaryCall<Req, Res> =>
-(call, callback) =>
-  runHandler(runtime, call, (ctx) => handler(call.request, ctx), answer(runtime, callback))
+): grpc.handleUnaryCall<Req, Res> => {
+  const start = (call: grpc.ServerUnaryCall<Req, Res>, ctx: CallContext["Service"]) => handler(call.request, ctx)
+  return (call, callback) => runHandler(runtime, call, start, answer, callback)
+}

@@ -2,8 +2,10 @@
  * The one path from a grpc-js call to a fiber, shared by the four call kinds.
  *
  * 1. The handler's Effect is wrapped in the method's middleware, if it has
- *    any (`runtime.wrap`, see middleware.ts), and forked (synchronously, into
- *    the server's FiberSet) with `CallContext` provided.
+ *    any (`runtime.wrap`, see middleware.ts), and forked synchronously with
+ *    `CallContext` in the fiber's own context (no `provideService` layer per
+ *    call). A fiber that has not finished by then is tracked in the server's
+ *    FiberSet (a synchronous handler never needs to be).
  * 2. While that fiber runs, the call's `'cancelled'` event interrupts it.
  *    grpc-js fires `'cancelled'` for a client cancel, an expired deadline and a
  *    dropped connection; the fiber's finalizers run and the fibers it forked
@@ -13,6 +15,10 @@
  *    fires after every call that completed normally (grpc/grpc-node#2771);
  *    by then the listener is gone, so a finished call is never treated as a
  *    cancelled one.
+ *
+ * Each call kind builds its `start` and picks its `end` once per method, so
+ * that a call allocates its context, its fiber and (only while it runs
+ * asynchronously) one listener and one observer, and no other closure.
  *
  * @internal
  */
@@ -25,8 +31,14 @@ import { withRetryPushback } from "./retryPushback.js"
 
 /** What the server gives each registered service to run its calls. */
 export interface HandlerRuntime {
-  /** Forks a handler fiber into the server's FiberSet, with the services of the layer that registered it. */
+  /** Forks a fiber into the server's FiberSet, with the services of the layer that registered the service. */
   readonly runFork: <A, E extends GrpcError>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /**
+   * Forks a call's handler fiber, with those services and `CallContext`;
+   * tracked by the server's FiberSet while it runs (interrupted at once when
+   * the server is closed).
+   */
+  readonly forkCall: <A>(program: Effect.Effect<A, GrpcError, CallContext>, ctx: ServerCallContext) => Fiber.Fiber<A, GrpcError>
   /** True once shutdown has passed its grace period and interrupts the remaining handlers. */
   readonly isForcingShutdown: () => boolean
   /**
@@ -43,27 +55,31 @@ export interface CallStatus {
   readonly metadata: grpc.Metadata
 }
 
-export const runHandler = <A>(
+/** Turns a handler's exit into the call's end; `sink` is what it answers through. */
+export type End<A, S> = (runtime: HandlerRuntime, exit: Exit.Exit<A, GrpcError>, ctx: ServerCallContext, sink: S) => void
+
+export const runHandler = <C extends ServerCall, A, S>(
   runtime: HandlerRuntime,
-  call: ServerCall,
-  handler: (ctx: ServerCallContext) => Effect.Effect<A, GrpcError, CallContext>,
-  onExit: (exit: Exit.Exit<A, GrpcError>, ctx: ServerCallContext) => void
+  call: C,
+  start: (call: C, ctx: ServerCallContext) => Effect.Effect<A, GrpcError, CallContext>,
+  end: End<A, S>,
+  sink: S
 ): void => {
   const ctx = new ServerCallContext(call)
   let program: Effect.Effect<A, GrpcError, CallContext>
   try {
-    program = handler(ctx)
+    program = start(call, ctx)
     if (runtime.wrap !== undefined) program = runtime.wrap(program, ctx)
   } catch (defect) {
     // A handler, or a middleware's `wrap`, that throws before returning its
     // Effect is a defect like any other (INTERNAL, logged).
     program = Effect.die(defect)
   }
-  const fiber = runtime.runFork(Effect.provideService(program, CallContext, ctx))
+  const fiber = runtime.forkCall(program, ctx)
   // A handler that completed synchronously (e.g. `Effect.succeed`) needs no
   // cancellation listener at all.
   const done = fiber.pollUnsafe()
-  if (done !== undefined) return onExit(done, ctx)
+  if (done !== undefined) return end(runtime, done, ctx, sink)
   // bind, not an arrow: no closure literal (and no tsx `__name` call) per call.
   const interrupt = fiber.interruptUnsafe.bind(fiber)
   call.on("cancelled", interrupt)
@@ -72,7 +88,7 @@ export const runHandler = <A>(
   if (call.cancelled) interrupt()
   fiber.addObserver((exit) => {
     call.off("cancelled", interrupt)
-    onExit(exit, ctx)
+    end(runtime, exit, ctx, sink)
   })
 }
 
@@ -125,15 +141,23 @@ const interruptedDetails: Partial<Record<grpc.status, string>> = {
 }
 
 /** Ends a call answered through grpc-js's callback: unary and client streaming. */
-export const answer = <Res>(runtime: HandlerRuntime, callback: grpc.sendUnaryData<Res>) =>
-(exit: Exit.Exit<Res, GrpcError>, ctx: ServerCallContext): void => {
+export const answer = <Res>(
+  runtime: HandlerRuntime,
+  exit: Exit.Exit<Res, GrpcError>,
+  ctx: ServerCallContext,
+  callback: grpc.sendUnaryData<Res>
+): void => {
   if (exit._tag === "Success") callback(null, exit.value, trailersOf(ctx))
   else callback(failureStatus(runtime, exit.cause, ctx))
 }
 
 /** Ends a call whose responses were written to it: server streaming and bidi. */
-export const endStream = (runtime: HandlerRuntime, call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) =>
-(exit: Exit.Exit<void, GrpcError>, ctx: ServerCallContext): void => {
+export const endStream = (
+  runtime: HandlerRuntime,
+  exit: Exit.Exit<void, GrpcError>,
+  ctx: ServerCallContext,
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>
+): void => {
   if (exit._tag === "Success") call.end(trailersOf(ctx))
   // grpc-js's documented way to end a writable server call with a status.
   else call.emit("error", failureStatus(runtime, exit.cause, ctx))
