@@ -119,6 +119,9 @@ export interface Options {
    * Lower it (Netty's server default is 200 in 30 seconds) when clients
    * never cancel in bulk; a client that cancels more than `perSecond` calls
    * a second for long, hedging at a high rate for example, loses its connection.
+   * Both are whole numbers up to 2^32 - 1 (`perSecond: 0` never refills);
+   * `Infinity` turns the limit off. Any other value fails `make` with
+   * `GrpcServerError` (Node would silently make it a bucket of about 0).
    */
   readonly resetStreamLimit?: { readonly burst: number; readonly perSecond: number } | undefined
   /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
@@ -296,7 +299,14 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength }),
     ...(options.maxConcurrentStreams === undefined ? {} : { "grpc.max_concurrent_streams": options.maxConcurrentStreams })
   })
-  if (!Guards.limitResets(server, options.resetStreamLimit ?? defaults.resetStreamLimit)) {
+  const resetLimit = options.resetStreamLimit ?? defaults.resetStreamLimit
+  if (!Guards.isValidResetLimit(resetLimit)) {
+    return yield* new GrpcServerError({
+      message: `resetStreamLimit: burst (from 1) and perSecond (from 0) must be whole numbers up to ${2 ** 32 - 1}, or Infinity ` +
+        `(got ${resetLimit.burst} and ${resetLimit.perSecond})`
+    })
+  }
+  if (!Guards.limitResets(server, resetLimit)) {
     return yield* new GrpcServerError({ message: "this @grpc/grpc-js version is not supported: its HTTP/2 server options cannot be found" })
   }
   const fibers = yield* FiberSet.make<unknown, GrpcError>()

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 
-import { Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import * as http2 from "node:http2"
 import { GrpcError, GrpcServer } from "../src/index.js"
 import { MALFORMED_TIMEOUT } from "../src/internal/server/guards.js"
@@ -241,6 +241,25 @@ describe("GrpcServer: limits on what a peer can make the server do", () => {
       yield* resetStreams(limited, 1000)
       assert.strictEqual((yield* Fiber.join(limitedAway)).code, http2.constants.NGHTTP2_INTERNAL_ERROR)
       assert.strictEqual((yield* unaryCall(strict.client, { message: "after" })).code, grpc.status.OK)
+    }))
+
+  // Node writes both values into a Uint32Array for nghttp2: Infinity, NaN,
+  // negatives and 2^32 or more would silently become a bucket (near) 0, and
+  // every client that cancels a few calls would lose its connection.
+  it.effect("resetStreamLimit: Infinity turns the limit off; values Node would mangle are refused", () =>
+    Effect.gen(function*() {
+      const { server } = yield* startEcho({ unaryEcho: Effect.succeed }, {
+        resetStreamLimit: { burst: Infinity, perSecond: Infinity }
+      })
+      const session = yield* connect(server.port)
+      assert.strictEqual(yield* resetStreams(session, 2000), 2000)
+      assert.strictEqual((yield* rawCall(session, "UnaryEcho", {})).status, grpc.status.OK)
+
+      for (const limit of [{ burst: -1, perSecond: 1 }, { burst: 10, perSecond: NaN }, { burst: 1.5, perSecond: 1 }, { burst: 2 ** 32, perSecond: 1 }, { burst: 0, perSecond: 1 }]) {
+        const error = yield* Layer.build(GrpcServer.layer({ ...GrpcServer.testOptions, resetStreamLimit: limit })).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "GrpcServerError", JSON.stringify(limit))
+        assert.include(error.message, "resetStreamLimit")
+      }
     }))
 
   // Wall-clock bounds on purpose (shutdown's bound is wall-clock), with

@@ -55,9 +55,33 @@ export const limitResets = (server: grpc.Server, limit: ResetLimit): boolean => 
   const options = (server as unknown as { readonly commonServerOptions?: unknown }).commonServerOptions
   if (typeof options !== "object" || options === null) return false
   // Node applies them only when both are set.
-  Object.assign(options as http2.ServerOptions, { streamResetBurst: limit.burst, streamResetRate: limit.perSecond })
+  Object.assign(options as http2.ServerOptions, {
+    streamResetBurst: resetBucketValue(limit.burst),
+    streamResetRate: resetBucketValue(limit.perSecond)
+  })
   return true
 }
+
+// nghttp2's bucket as Node passes it (a Uint32Array slot each).
+const MAX_RESET_BUCKET = 2 ** 32 - 1
+
+/**
+ * Node writes both values into a Uint32Array without checking them, so
+ * Infinity, NaN, a negative or 2^32 would silently become a bucket of (about)
+ * 0: every client that cancels a few calls would get GOAWAY. Infinity is
+ * the largest bucket nghttp2 takes (4 billion: no limit in practice).
+ */
+const resetBucketValue = (value: number): number => value === Infinity ? MAX_RESET_BUCKET : value
+
+const isBucketValue = (value: number, min: number): boolean =>
+  value === Infinity || (Number.isInteger(value) && value >= min && value <= MAX_RESET_BUCKET)
+
+/**
+ * Whether Node can take `limit` as it is: whole numbers up to 2^32 - 1 (a
+ * burst of at least 1; a rate of 0 never refills), or Infinity.
+ */
+export const isValidResetLimit = (limit: ResetLimit): boolean =>
+  isBucketValue(limit.burst, 1) && isBucketValue(limit.perSecond, 0)
 
 // Longest delay a Node timer can hold; grpc-js arms one with the timeout.
 const MAX_TIMER_MS = 2 ** 31 - 1
