@@ -317,6 +317,27 @@ describe("codec: falls back to the plain path, correctly", () => {
     assert.isFalse(decodesFast(Throwing, Buffer.of(8, 1)))
   })
 
+  it("a first message that ts-proto stops reading early (a zero tag, then bytes) does not turn the fast decode off", () => {
+    // ts-proto's decode stops at tag 0 (or an end-group tag) and ignores the
+    // rest, with either reader: nothing says the reader cannot be used, and
+    // any client could send such a message first.
+    const readers: Array<boolean> = []
+    const Spy = {
+      encode: EchoRequest.encode,
+      decode: (input: Uint8Array | BinaryReader) => {
+        readers.push(input instanceof BinaryReader)
+        return EchoRequest.decode(input)
+      }
+    }
+    const deserialize = deserializer(Spy)
+    assert.deepStrictEqual(deserialize(Buffer.of(0, 0)), { message: "" })
+    for (const text of ["a", "b", "c"]) {
+      assert.deepStrictEqual(deserialize(Buffer.from(EchoRequest.encode({ message: text }).finish())), { message: text })
+    }
+    // The last message went through the reused reader alone.
+    assert.deepStrictEqual(readers.slice(-2), [true, true])
+  })
+
   it("re-entrant decode (a codec whose decode deserializes another message) uses a fresh reader", () => {
     const inner = deserializer(EchoRequest)
     const innerBytes = (text: string) => Buffer.from(EchoRequest.encode({ message: text }).finish())

@@ -36,9 +36,10 @@
  * own copy of `@bufbuild/protobuf`), so this is checked on the first
  * non-empty message of each type: the fast result must have consumed every
  * byte and re-encode to the same bytes (as the input, or else as the stock
- * result); otherwise (say,
- * generated code importing another copy of `@bufbuild/protobuf`) that type
- * keeps the stock decode. The reader sets four non-public fields (`buf`,
+ * result); otherwise (say, generated code importing another copy of
+ * `@bufbuild/protobuf`, which reads nothing from the reader) that type keeps
+ * the stock decode. A message the decoder stopped reading early (a zero tag)
+ * leaves the check to the next one. The reader sets four non-public fields (`buf`,
  * `len`, `pos`, `view`), pinned by test/codec.test.ts like the writer's.
  *
  * @internal
@@ -276,10 +277,10 @@ const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: 
   if (reader.busy) return { message: type.decode(bytes), fast: undefined }
   reader.busy = true
   let message: T
-  let consumed: boolean
+  let read: number
   try {
     message = type.decode(reader.reset(bytes))
-    consumed = (reader as unknown as ReaderFields).pos === bytes.length
+    read = (reader as unknown as ReaderFields).pos
   } catch {
     reader.release()
     // Malformed input throws here as it does below (and the question stays
@@ -288,10 +289,16 @@ const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: 
     return { message: stock, fast: false }
   }
   reader.release()
+  // A decoder that did not read the reader at all treats it as bytes (another
+  // copy of BinaryReader): never the fast path. One that stopped before the
+  // end (ts-proto stops at a zero or end-group tag) says nothing either way,
+  // and any client can send such a message first: the question stays open.
+  if (read === 0) return { message: type.decode(bytes), fast: false }
+  if (read !== bytes.length) return { message: type.decode(bytes), fast: undefined }
   const encoded = type.encode(message).finish()
-  if (consumed && sameBytes(encoded, bytes)) return { message, fast: true }
+  if (sameBytes(encoded, bytes)) return { message, fast: true }
   const stock = type.decode(bytes)
-  return { message: stock, fast: consumed && sameBytes(encoded, type.encode(stock).finish()) }
+  return { message: stock, fast: sameBytes(encoded, type.encode(stock).finish()) }
 }
 
 /**
