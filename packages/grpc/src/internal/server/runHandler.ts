@@ -17,8 +17,10 @@
  *    cancelled one.
  *
  * Each call kind builds its `start` and picks its `end` once per method, so
- * that a call allocates its context, its fiber and (only while it runs
- * asynchronously) one listener and one observer, and no other closure.
+ * that a call allocates no closure of its own beyond what it needs while it
+ * runs asynchronously: its context, its fiber (and Effect's `runForkWith`
+ * closure), and only then the cancellation listener and two observers (the
+ * FiberSet's and the one below).
  *
  * @internal
  */
