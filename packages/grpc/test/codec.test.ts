@@ -338,6 +338,35 @@ describe("codec: falls back to the plain path, correctly", () => {
     assert.deepStrictEqual(readers.slice(-2), [true, true])
   })
 
+  it("each message starts at recursion depth 0, even after a decode that threw without restoring it", () => {
+    // ts-proto restores `__tsProtoDecodeDepth` in a `finally`; a decoder that
+    // does not (another generator, an older ts-proto) would otherwise leave
+    // the shared reader deeper after each failure, until every decode failed
+    // its recursion limit. A fresh reader per message never has that problem.
+    const depths: Array<number> = []
+    const Leaky = {
+      encode: EchoRequest.encode,
+      decode: (input: Uint8Array | BinaryReader) => {
+        const reader = input instanceof BinaryReader ? input : new BinaryReader(input)
+        const fields = reader as unknown as { __tsProtoDecodeDepth?: number }
+        const depth = fields.__tsProtoDecodeDepth ?? 0
+        depths.push(depth)
+        fields.__tsProtoDecodeDepth = depth + 1
+        const message = EchoRequest.decode(reader)
+        if (message.message === "boom") throw new Error("boom")
+        fields.__tsProtoDecodeDepth = depth
+        return message
+      }
+    }
+    const deserialize = deserializer(Leaky)
+    const bytes = (text: string) => Buffer.from(EchoRequest.encode({ message: text }).finish())
+    deserialize(bytes("warm up"))
+    for (let i = 0; i < 3; i++) assert.throws(() => deserialize(bytes("boom")), /boom/)
+    depths.length = 0
+    assert.deepStrictEqual(deserialize(bytes("ok")), { message: "ok" })
+    assert.deepStrictEqual(depths, [0])
+  })
+
   it("re-entrant decode (a codec whose decode deserializes another message) uses a fresh reader", () => {
     const inner = deserializer(EchoRequest)
     const innerBytes = (text: string) => Buffer.from(EchoRequest.encode({ message: text }).finish())

@@ -31,7 +31,8 @@
  * UTF-8 slice). The fast path decodes from ONE reused reader, a
  * `BinaryReader` subclass that is reset onto each buffer, creates its
  * `DataView` only when a fixed-width field asks for it, already has the
- * depth property, and reads non-strict strings straight from the Buffer.
+ * depth property (set to 0 for each message, as on a fresh reader), and reads
+ * non-strict strings straight from the Buffer.
  * ts-proto's `decode` accepts a reader (`input instanceof BinaryReader`, its
  * own copy of `@bufbuild/protobuf`), so this is checked on the first
  * non-empty message of each type: the fast result must have consumed every
@@ -190,6 +191,8 @@ interface ReaderFields {
   len: number
   pos: number
   view: DataView
+  /** ts-proto's recursion depth, which its generated `decode` keeps on the reader. */
+  __tsProtoDecodeDepth: number
 }
 
 const empty = new Uint8Array(0)
@@ -213,7 +216,7 @@ class ReusedReader extends BinaryReader {
   constructor() {
     super(empty)
     // ts-proto's recursion guard, created once here instead of per message.
-    ;(this as unknown as Record<string, number>)["__tsProtoDecodeDepth"] = 0
+    ;(this as unknown as ReaderFields).__tsProtoDecodeDepth = 0
   }
 
   reset(bytes: Uint8Array): this {
@@ -221,6 +224,8 @@ class ReusedReader extends BinaryReader {
     fields.buf = bytes
     fields.len = bytes.length
     fields.pos = 0
+    // As on a fresh reader, whatever a decode that threw left behind.
+    fields.__tsProtoDecodeDepth = 0
     this.lazyView = undefined
     this.nodeBuffer = utf8Slice !== undefined && Buffer.isBuffer(bytes)
     return this
