@@ -13,11 +13,9 @@
  *   client-side health checks move traffic away while in-flight calls finish.
  *   Open `Watch` streams receive that `NOT_SERVING` and then end with `OK`
  *   (which `health.proto` tells clients to treat as "retry"), so they never
- *   hold shutdown up. Later `setStatus` calls are ignored.
- * - Probes that poll (a Kubernetes readiness probe every few seconds) need
- *   time to see `NOT_SERVING`: `layerWith({ drainDelay })` keeps accepting
- *   new calls for that long after the switch, before the drain starts (the
- *   delay counts against the server's grace period).
+ *   hold shutdown up. Later `setStatus` calls are ignored. Probes that poll
+ *   need time to see it: the server's `drainDelay` option keeps accepting
+ *   calls for a while after the switch.
  *
  * @example
  * ```ts
@@ -36,7 +34,7 @@
  * @since 0.1.0
  * @module
  */
-import { Context, Duration, Effect, Layer, Option, type Scope, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Layer, Option, type Scope, Stream, SubscriptionRef } from "effect"
 import {
   type HealthCheckResponse,
   HealthDefinition as GeneratedHealthDefinition
@@ -116,32 +114,13 @@ const statusOf = (
 }
 
 /**
- * Options of `makeWith` and `layerWith`.
- *
- * @since 0.1.0
- */
-export interface Options {
-  /**
-   * How long the server keeps accepting new calls after every status turned
-   * `NOT_SERVING` at the start of graceful shutdown, so that probes polling
-   * at an interval (a Kubernetes readiness probe's `periodSeconds` times its
-   * `failureThreshold`) and load balancers see it before the server stops
-   * accepting. It counts against the server's grace period (a delay longer
-   * than the grace period is cut there). Default: none.
-   */
-  readonly drainDelay?: Duration.Input | undefined
-}
-
-/**
  * Builds the health state of the `GrpcServer` in context and hooks it to the
- * server's shutdown. Does not serve it (see `layerWith`).
+ * server's shutdown. Does not serve it (see `layer`).
  *
  * @since 0.1.0
  */
-export const makeWith = (
-  options: Options = {}
-): Effect.Effect<GrpcHealth["Service"], never, GrpcServer.GrpcServer | Scope.Scope> =>
-  Effect.gen(function*() {
+export const make: Effect.Effect<GrpcHealth["Service"], never, GrpcServer.GrpcServer | Scope.Scope> = Effect
+  .gen(function*() {
     const server = yield* GrpcServer.GrpcServer
     const state = yield* SubscriptionRef.make<State>({ explicit: new Map(), shuttingDown: false })
     const update = (f: (explicit: Map<string, ServingStatus>) => void) =>
@@ -151,10 +130,7 @@ export const makeWith = (
         f(explicit)
         return { ...s, explicit }
       })
-    const goNotServing = SubscriptionRef.update(state, (s) => ({ ...s, shuttingDown: true }))
-    yield* server.onShutdown(
-      options.drainDelay === undefined ? goNotServing : Effect.andThen(goNotServing, Effect.sleep(options.drainDelay))
-    )
+    yield* server.onShutdown(SubscriptionRef.update(state, (s) => ({ ...s, shuttingDown: true })))
 
     return GrpcHealth.of({
       setStatus: (service, status) => update((explicit) => explicit.set(service, status)),
@@ -174,14 +150,6 @@ export const makeWith = (
         )
     })
   })
-
-/**
- * Builds the health state of the `GrpcServer` in context and hooks it to the
- * server's shutdown, without a drain delay. Does not serve it (see `layer`).
- *
- * @since 0.1.0
- */
-export const make: Effect.Effect<GrpcHealth["Service"], never, GrpcServer.GrpcServer | Scope.Scope> = makeWith()
 
 /**
  * Sets the status of `service` on the `GrpcHealth` in context.
@@ -204,29 +172,11 @@ const handlers = (health: GrpcHealth["Service"]) => ({
 })
 
 /**
- * Health for the `GrpcServer` in context, with options (a drain delay):
- * provides `GrpcHealth` and serves `grpc.health.v1.Health` on the server.
- *
- * @example
- * ```ts
- * // Kubernetes polls readiness every 5 s: keep serving 10 s after NOT_SERVING.
- * const health = GrpcHealth.layerWith({ drainDelay: "10 seconds" })
- * const main = Layer.mergeAll(MyService, health).pipe(
- *   Layer.provideMerge(GrpcServer.layer({ port: 50051, gracePeriod: "30 seconds" }))
- * )
- * ```
- *
- * @since 0.1.0
- */
-export const layerWith = (options: Options): Layer.Layer<GrpcHealth, never, GrpcServer.GrpcServer> =>
-  Layer.unwrap(
-    GrpcHealth.use((health) => Effect.succeed(GrpcServer.serve(HealthDefinition, handlers(health))))
-  ).pipe(Layer.provideMerge(Layer.effect(GrpcHealth, makeWith(options))))
-
-/**
  * Health for the `GrpcServer` in context: provides `GrpcHealth` and serves
- * `grpc.health.v1.Health` on the server. The same as `layerWith({})`.
+ * `grpc.health.v1.Health` on the server.
  *
  * @since 0.1.0
  */
-export const layer: Layer.Layer<GrpcHealth, never, GrpcServer.GrpcServer> = layerWith({})
+export const layer: Layer.Layer<GrpcHealth, never, GrpcServer.GrpcServer> = Layer.unwrap(
+  GrpcHealth.use((health) => Effect.succeed(GrpcServer.serve(HealthDefinition, handlers(health))))
+).pipe(Layer.provideMerge(Layer.effect(GrpcHealth, make)))

@@ -74,6 +74,16 @@ export interface Options {
    * handlers (their clients then see `UNAVAILABLE`). Wall-clock time. Default 10 seconds.
    */
   readonly gracePeriod?: Duration.Input | undefined
+  /**
+   * How long graceful shutdown keeps accepting new calls after the shutdown
+   * hooks ran (`onShutdown`; health has turned every status `NOT_SERVING`)
+   * and before it stops accepting and drains, so that probes polling at an
+   * interval (a Kubernetes readiness probe's `periodSeconds` times its
+   * `failureThreshold`) and load balancers move traffic away first. Counts
+   * against `gracePeriod` (a longer delay is cut there). Measured with
+   * Effect's `Clock`. Default: none.
+   */
+  readonly drainDelay?: Duration.Input | undefined
   /** Largest request message accepted; larger ones get `RESOURCE_EXHAUSTED`. Default 4 MiB (grpc-js's). */
   readonly maxReceiveMessageLength?: number | undefined
   /**
@@ -288,6 +298,7 @@ const forceMillis = 1000
 export const make = Effect.fnUntraced(function*(options: Options) {
   const host = options.host ?? "0.0.0.0"
   const gracePeriod = Duration.toMillis(Duration.fromInputUnsafe(options.gracePeriod ?? Duration.seconds(10)))
+  const drainDelay = options.drainDelay === undefined ? undefined : Duration.fromInputUnsafe(options.drainDelay)
   const connection = connectionOptions(options)
   const server = new grpc.Server({
     ...connection.defaults,
@@ -343,6 +354,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const started = Date.now()
     if (shutdownHooks.size > 0) {
       yield* finishesWithin(Effect.forEach([...shutdownHooks], ({ hook }) => hook, { discard: true }), gracePeriod)
+    }
+    // 0b. The drain delay: still accepting, so that polling probes see NOT_SERVING.
+    if (drainDelay !== undefined) {
+      yield* finishesWithin(Effect.sleep(drainDelay), Math.max(0, gracePeriod - (Date.now() - started)))
     }
     // 1. Stop accepting; tryShutdown's callback fires once every call is done.
     const drained = yield* Deferred.make<void>()

@@ -199,14 +199,16 @@ describe("GrpcHealth", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 
-  it.effect("drainDelay: after NOT_SERVING the server keeps accepting new calls for the delay, then drains", () =>
+  it.effect("GrpcServer drainDelay: after health turns NOT_SERVING the server keeps accepting new calls for the delay, then drains", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const context = yield* Layer.build(
         Layer.mergeAll(
           GrpcServer.serve(EchoDefinition, { ...echoDefaults, unaryEcho: Effect.succeed }),
-          GrpcHealth.layerWith({ drainDelay: "10 seconds" })
-        ).pipe(Layer.provideMerge(GrpcServer.layer({ ...GrpcServer.testOptions, gracePeriod: "1 minute" })))
+          GrpcHealth.layer
+        ).pipe(Layer.provideMerge(
+          GrpcServer.layer({ ...GrpcServer.testOptions, gracePeriod: "1 minute", drainDelay: "10 seconds" })
+        ))
       ).pipe(Scope.provide(scope))
       const server = Context.get(context, GrpcServer.GrpcServer)
       const client = yield* Effect.acquireRelease(
