@@ -57,6 +57,7 @@ const tsx = import.meta.resolve("tsx")
 const settings = quick
   ? {
     rounds: 2,
+    generations: 1,
     windowSeconds: 0.5,
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
@@ -68,9 +69,11 @@ const settings = quick
     // Many short windows rather than a few long ones: the figures are lower
     // quartiles over each side's windows (see \`Ratio\`).
     rounds: 8,
+    /** Fresh processes for rounds 1-4 and 5-8 (see `generationRounds`). */
+    generations: 2,
     windowSeconds: 1,
     clientWarmupMs: 300,
-    prewarmSeconds: 2,
+    prewarmSeconds: 1.5,
     cancels: 300,
     soakCalls: 100_000,
     baselineSoakCalls: 50_000
@@ -314,37 +317,49 @@ const serverSamples: Samples = new Map()
 const tracingSamples: Samples = new Map()
 let tracingAvailable = false
 
+/**
+ * The rounds of one generation of processes: a section starts fresh
+ * processes for each generation, so that one process's luck (its JIT, its
+ * heap's growth) cannot bias all of a side's windows.
+ */
+const generationRounds = (generation: number) => {
+  const per = Math.ceil(settings.rounds / settings.generations)
+  return Array.from({ length: Math.max(0, Math.min(per, settings.rounds - generation * per)) }, (_, i) => generation * per + i)
+}
+
 const compareServers = async () => {
   const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
   tracingAvailable = await frameworkHasTracing() && keepSide("tracing")
-  const servers = new Map<Side, Server>()
-  for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
-    servers.set(side, await startServer(implOf(side), { tracing: side === "tracing" }))
-  }
-  for (const scenario of serverScenarios.filter((s) => keepRow(s.name))) {
-    const file = bodyFile(scenario)
-    const withTracing = tracingAvailable && scenario.name === "unary 64 B"
-    const scenarioSides: Array<Side> = withTracing ? [...sides, "tracing"] : sides
-    // Warm every server up (JIT) and size the measured run from the baseline's rate.
-    let requests = 0
-    for (const side of scenarioSides) {
-      const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
-      const perSecond = warm.succeeded / warm.seconds
-      const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * settings.prewarmSeconds)))
-      if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * settings.windowSeconds))
+  for (let generation = 0; generation < settings.generations; generation++) {
+    const servers = new Map<Side, Server>()
+    for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
+      servers.set(side, await startServer(implOf(side), { tracing: side === "tracing" }))
     }
-    for (let round = 0; round < settings.rounds; round++) {
-      for (const side of orderOf(scenarioSides, round)) {
-        log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
-        const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
-        const ops = r.succeeded * scenario.perRequest
-        const sample = { rate: ops / r.seconds, cpu: r.cpuMicros / ops, p50: r.mean, p99: NaN }
-        log(`  ${sample.cpu.toFixed(2)} µs/op, ${r.seconds.toFixed(2)} s`)
-        add(serverSamples, scenario.name, side, sample)
+    for (const scenario of serverScenarios.filter((s) => keepRow(s.name))) {
+      const file = bodyFile(scenario)
+      const withTracing = tracingAvailable && scenario.name === "unary 64 B"
+      const scenarioSides: Array<Side> = withTracing ? [...sides, "tracing"] : sides
+      // Warm every server up (JIT) and size the measured run from the baseline's rate.
+      let requests = 0
+      for (const side of scenarioSides) {
+        const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
+        const perSecond = warm.succeeded / warm.seconds
+        const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * settings.prewarmSeconds)))
+        if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * settings.windowSeconds))
+      }
+      for (const round of generationRounds(generation)) {
+        for (const side of orderOf(scenarioSides, round)) {
+          log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
+          const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
+          const ops = r.succeeded * scenario.perRequest
+          const sample = { rate: ops / r.seconds, cpu: r.cpuMicros / ops, p50: r.mean, p99: NaN }
+          log(`  ${sample.cpu.toFixed(2)} µs/op, ${r.seconds.toFixed(2)} s`)
+          add(serverSamples, scenario.name, side, sample)
+        }
       }
     }
+    for (const server of servers.values()) await stop(server)
   }
-  for (const server of servers.values()) await stop(server)
   if (tracingAvailable) {
     for (const side of ["framework", "tracing"] as const) {
       for (const s of serverSamples.get("unary 64 B")?.[side] ?? []) add(tracingSamples, "unary 64 B", side, s)
@@ -375,18 +390,20 @@ const compareClients = async () => {
   const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
   // One plain grpc-js server (ts-proto codecs) answers every client.
   const server = await startServer("raw")
-  const loads = new Map<Side, Proc>()
-  for (const side of sides) loads.set(side, await startLoad(implOf(side), server.port))
-  for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
-    for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
-    for (let round = 0; round < settings.rounds; round++) {
-      for (const side of orderOf(sides, round)) {
-        log(`client: ${row}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]}`)
-        add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, settings.windowSeconds * 1000))
+  for (let generation = 0; generation < settings.generations; generation++) {
+    const loads = new Map<Side, Proc>()
+    for (const side of sides) loads.set(side, await startLoad(implOf(side), server.port))
+    for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
+      for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
+      for (const round of generationRounds(generation)) {
+        for (const side of orderOf(sides, round)) {
+          log(`client: ${row}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]}`)
+          add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, settings.windowSeconds * 1000))
+        }
       }
     }
+    for (const load of loads.values()) await stop(load)
   }
-  for (const load of loads.values()) await stop(load)
   await stop(server)
 }
 
@@ -697,7 +714,7 @@ const main = async () => {
     `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls (fiber-grpc) and ${fmt(settings.baselineSoakCalls)} (each baseline).`,
     `- Date: ${new Date().toISOString()}`,
     "",
-    "Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, up for the whole section; each round runs every side once, the order rotating and reversing between rounds.",
+    `Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, started afresh ${settings.generations === 1 ? "once per section" : `${settings.generations} times per section (each process serves ${Math.ceil(settings.rounds / settings.generations)} rounds), so that one process's luck (its JIT, its heap's growth) cannot bias all of a side's windows`}; each round runs every side once, the order rotating and reversing between rounds.`,
     "",
     table,
     ""
