@@ -118,6 +118,18 @@ const tally = async (calls: ReadonlyArray<Promise<string>>, outcomes: Outcomes =
   return outcomes
 }
 
+/** Makes `calls` on one connection, then tallies what each of them got. */
+const overOneConnection = async (
+  port: number,
+  calls: (session: http2.ClientHttp2Session) => ReadonlyArray<Promise<string>>
+): Promise<{ readonly inputs: number; readonly outcomes: Outcomes }> => {
+  const session = await connect(port)
+  const made = calls(session)
+  const outcomes = await tally(made)
+  session.destroy()
+  return { inputs: made.length, outcomes }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Runs `make` for every index with at most `concurrency` in flight. */
@@ -264,42 +276,38 @@ const grpcTimeout: Attack = {
   name: "malformed, negative, over-long, huge grpc-timeout",
   failedBefore: true,
   what: "34 grpc-timeout values (20 malformed, 9 valid, 5 valid but days long) on all 4 methods; malformed and valid ones also on requests left open. Huge valid deadlines go on requests that end (a request left open with a deadline of days has no status to get until it is cancelled)",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const methods = ["UnaryEcho", "ServerStreamingEcho", "ClientStreamingEcho", "BidirectionalStreamingEcho"]
-    const calls: Array<Promise<string>> = []
-    const rounds = Math.max(1, Math.round(3 * scale.factor))
-    for (let r = 0; r < rounds; r++) {
-      for (const method of methods) {
-        const body = frame(echoBody(method === "ServerStreamingEcho" ? "3" : "t"))
-        for (const value of [...TIMEOUTS_MALFORMED, ...TIMEOUTS_VALID]) {
-          calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, waitMs: wait(scale, 4000) }))
-          calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, hold: true, waitMs: wait(scale, 4000) }))
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const methods = ["UnaryEcho", "ServerStreamingEcho", "ClientStreamingEcho", "BidirectionalStreamingEcho"]
+      const calls: Array<Promise<string>> = []
+      const rounds = Math.max(1, Math.round(3 * scale.factor))
+      for (let r = 0; r < rounds; r++) {
+        for (const method of methods) {
+          const body = frame(echoBody(method === "ServerStreamingEcho" ? "3" : "t"))
+          for (const value of [...TIMEOUTS_MALFORMED, ...TIMEOUTS_VALID]) {
+            calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, waitMs: wait(scale, 4000) }))
+            calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, hold: true, waitMs: wait(scale, 4000) }))
+          }
+          for (const value of TIMEOUTS_HUGE) calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, waitMs: wait(scale, 4000) }))
         }
-        for (const value of TIMEOUTS_HUGE) calls.push(call(session, ECHO + method, { headers: { "grpc-timeout": value }, body, waitMs: wait(scale, 4000) }))
       }
-    }
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+      return calls
+    })
 }
 
 const randomBodies: Attack = {
   name: "random protobuf bodies",
   failedBefore: false,
   what: "500 unary and 100 bidi calls whose message is 1-256 random bytes",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const n = Math.round(500 * scale.factor)
-    const calls = [
-      ...Array.from({ length: n }, () => call(session, `${ECHO}UnaryEcho`, { body: frame(randomBytes()) })),
-      ...Array.from({ length: n / 5 }, () => call(session, `${ECHO}BidirectionalStreamingEcho`, { body: frame(randomBytes()) }))
-    ]
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const n = Math.round(500 * scale.factor)
+      const calls = [
+        ...Array.from({ length: n }, () => call(session, `${ECHO}UnaryEcho`, { body: frame(randomBytes()) })),
+        ...Array.from({ length: n / 5 }, () => call(session, `${ECHO}BidirectionalStreamingEcho`, { body: frame(randomBytes()) }))
+      ]
+      return calls
+    })
 }
 
 const randomBytes = () => {
@@ -312,23 +320,21 @@ const lyingPrefixes: Attack = {
   name: "lying length prefixes",
   failedBefore: false,
   what: "messages whose 5-byte prefix claims more (10 B, 4 MiB, 4 GiB - 1) or less than the bytes sent, and truncated prefixes, then half-close",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const body = echoBody("liar")
-    const inputs = [
-      frame(body, { declared: body.length + 10 }),
-      frame(body, { declared: 4 * 1024 * 1024 }),
-      frame(body, { declared: 2 ** 32 - 1 }),
-      frame(body, { declared: 1 }),
-      Buffer.from([0, 0, 0]),
-      Buffer.concat([frame(body), Buffer.from([0, 0, 0, 0, 99])])
-    ]
-    const rounds = Math.round(50 * scale.factor)
-    const calls = Array.from({ length: rounds }, () => inputs.map((b) => call(session, `${ECHO}UnaryEcho`, { body: b, waitMs: wait(scale, 5000) }))).flat()
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const body = echoBody("liar")
+      const inputs = [
+        frame(body, { declared: body.length + 10 }),
+        frame(body, { declared: 4 * 1024 * 1024 }),
+        frame(body, { declared: 2 ** 32 - 1 }),
+        frame(body, { declared: 1 }),
+        Buffer.from([0, 0, 0]),
+        Buffer.concat([frame(body), Buffer.from([0, 0, 0, 0, 99])])
+      ]
+      const rounds = Math.round(50 * scale.factor)
+      const calls = Array.from({ length: rounds }, () => inputs.map((b) => call(session, `${ECHO}UnaryEcho`, { body: b, waitMs: wait(scale, 5000) }))).flat()
+      return calls
+    })
 }
 
 let gzipBomb: Buffer | undefined
@@ -341,42 +347,38 @@ const badCompression: Attack = {
   prepare: () => {
     gzipBomb ??= zlib.gzipSync(Buffer.alloc(256 * 1024 * 1024))
   },
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const body = echoBody("z")
-    const bomb = gzipBomb ??= zlib.gzipSync(Buffer.alloc(256 * 1024 * 1024))
-    const rounds = Math.round(40 * scale.factor)
-    const calls: Array<Promise<string>> = []
-    for (let i = 0; i < rounds; i++) {
-      const waitMs = wait(scale, 5000)
-      calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 1 }), waitMs }))
-      calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 2 }), waitMs }))
-      calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 255 }), waitMs }))
-      calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "gzip" }, body: frame(body, { flag: 1 }), waitMs }))
-      calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "snappy" }, body: frame(body, { flag: 1 }), waitMs }))
-      if (i % 4 === 0) calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "gzip" }, body: frame(bomb, { flag: 1 }), waitMs: wait(scale, 15000) }))
-    }
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const body = echoBody("z")
+      const bomb = gzipBomb ??= zlib.gzipSync(Buffer.alloc(256 * 1024 * 1024))
+      const rounds = Math.round(40 * scale.factor)
+      const calls: Array<Promise<string>> = []
+      for (let i = 0; i < rounds; i++) {
+        const waitMs = wait(scale, 5000)
+        calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 1 }), waitMs }))
+        calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 2 }), waitMs }))
+        calls.push(call(session, `${ECHO}UnaryEcho`, { body: frame(body, { flag: 255 }), waitMs }))
+        calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "gzip" }, body: frame(body, { flag: 1 }), waitMs }))
+        calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "snappy" }, body: frame(body, { flag: 1 }), waitMs }))
+        if (i % 4 === 0) calls.push(call(session, `${ECHO}UnaryEcho`, { headers: { "grpc-encoding": "gzip" }, body: frame(bomb, { flag: 1 }), waitMs: wait(scale, 15000) }))
+      }
+      return calls
+    })
 }
 
 const oversized: Attack = {
   name: "oversized messages",
   failedBefore: false,
   what: "requests of 5 MiB and 16 MiB (the limit is 4 MiB), unary and client streaming",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const big = frame(echoBody("x".repeat(5 * 1024 * 1024)))
-    const huge = frame(echoBody("x".repeat(16 * 1024 * 1024)))
-    const n = Math.round(20 * scale.factor)
-    const calls = Array.from({ length: n }, (_, i) =>
-      call(session, `${ECHO}${i % 2 === 0 ? "UnaryEcho" : "ClientStreamingEcho"}`, { body: i % 4 === 3 ? huge : big, waitMs: wait(scale, 15000) }))
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const big = frame(echoBody("x".repeat(5 * 1024 * 1024)))
+      const huge = frame(echoBody("x".repeat(16 * 1024 * 1024)))
+      const n = Math.round(20 * scale.factor)
+      const calls = Array.from({ length: n }, (_, i) =>
+        call(session, `${ECHO}${i % 2 === 0 ? "UnaryEcho" : "ClientStreamingEcho"}`, { body: i % 4 === 3 ? huge : big, waitMs: wait(scale, 15000) }))
+      return calls
+    })
 }
 
 const metadataAbuse: Attack = {
@@ -415,30 +417,26 @@ const contentTypes: Attack = {
   name: "wrong content types",
   failedBefore: false,
   what: "text/plain, application/json, none, application/grpc-web-text, application/grpcx",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const types = ["text/plain", "application/json", "", "application/grpc-web-text", "application/grpcx"]
-    const n = Math.round(40 * scale.factor)
-    const calls = Array.from({ length: n }, () => types.map((t) => call(session, `${ECHO}UnaryEcho`, { headers: { "content-type": t } }))).flat()
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const types = ["text/plain", "application/json", "", "application/grpc-web-text", "application/grpcx"]
+      const n = Math.round(40 * scale.factor)
+      const calls = Array.from({ length: n }, () => types.map((t) => call(session, `${ECHO}UnaryEcho`, { headers: { "content-type": t } }))).flat()
+      return calls
+    })
 }
 
 const unknownPaths: Attack = {
   name: "unknown paths",
   failedBefore: false,
   what: "unknown methods, services and paths, including / and a 4 KiB path",
-  run: async (port, scale) => {
-    const session = await connect(port)
-    const paths = [`${ECHO}Nope`, "/nope.Nope/Nope", "/", "/grpc.examples.echo.Echo", `/${"p".repeat(4096)}`, "/grpc.examples.echo.Echo/UnaryEcho/extra"]
-    const n = Math.round(40 * scale.factor)
-    const calls = Array.from({ length: n }, () => paths.map((p) => call(session, p))).flat()
-    const outcomes = await tally(calls)
-    session.destroy()
-    return { inputs: calls.length, outcomes }
-  }
+  run: (port, scale) =>
+    overOneConnection(port, (session) => {
+      const paths = [`${ECHO}Nope`, "/nope.Nope/Nope", "/", "/grpc.examples.echo.Echo", `/${"p".repeat(4096)}`, "/grpc.examples.echo.Echo/UnaryEcho/extra"]
+      const n = Math.round(40 * scale.factor)
+      const calls = Array.from({ length: n }, () => paths.map((p) => call(session, p))).flat()
+      return calls
+    })
 }
 
 const rawGarbage: Attack = {
