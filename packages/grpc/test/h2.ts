@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import * as http2 from "node:http2"
 import * as net from "node:net"
+import { relay } from "./helpers.js"
 
 /** A gRPC length-prefixed frame around an Echo request whose message is `message`. */
 export const echoFrame = (message: string): Buffer => {
@@ -88,17 +89,7 @@ export const stallingProxy = (targetPort: number) =>
     Effect.callback<{ readonly port: number; readonly stall: () => void; readonly cut: () => void }>((resume) => {
       const upstreams = new Set<net.Socket>()
       const sockets = new Set<net.Socket>()
-      const proxy = net.createServer((inbound) => {
-        const outbound = net.connect(targetPort, "127.0.0.1")
-        upstreams.add(outbound)
-        sockets.add(inbound).add(outbound)
-        inbound.pipe(outbound)
-        outbound.pipe(inbound)
-        inbound.on("error", () => outbound.destroy())
-        outbound.on("error", () => inbound.destroy())
-        inbound.on("close", () => outbound.destroy())
-        outbound.on("close", () => inbound.destroy())
-      })
+      const proxy = net.createServer((inbound) => upstreams.add(relay(inbound, targetPort, sockets)))
       const cut = () => sockets.forEach((s) => s.destroy())
       proxy.listen(0, "127.0.0.1", () =>
         resume(Effect.succeed({

@@ -110,8 +110,11 @@ export const clientStreamingCall = (
     write(call)
   })
 
-/** Pipes `inbound` both ways through a new connection to `targetPort`; either side's end or error ends both. */
-const relay = (inbound: net.Socket, targetPort: number, sockets: Set<net.Socket>): void => {
+/**
+ * Pipes `inbound` both ways through a new connection to `targetPort`; either
+ * side's end or error ends both. Returns the connection to the target.
+ */
+export const relay = (inbound: net.Socket, targetPort: number, sockets: Set<net.Socket>): net.Socket => {
   const outbound = net.connect(targetPort, "127.0.0.1")
   sockets.add(inbound).add(outbound)
   inbound.pipe(outbound).pipe(inbound)
@@ -119,6 +122,7 @@ const relay = (inbound: net.Socket, targetPort: number, sockets: Set<net.Socket>
   outbound.on("error", () => inbound.destroy())
   inbound.on("close", () => outbound.destroy())
   outbound.on("close", () => inbound.destroy())
+  return outbound
 }
 
 /**
