@@ -233,7 +233,8 @@ class ReusedReader extends BinaryReader {
 
   /** Lets go of the message's bytes, so that the reader does not keep them alive. */
   release(): void {
-    this.reset(empty)
+    ;(this as unknown as ReaderFields).buf = empty
+    this.lazyView = undefined
     this.busy = false
   }
 

@@ -11,7 +11,7 @@
  * @internal
  */
 import * as grpc from "@grpc/grpc-js"
-import { Context, Duration, Effect, Option } from "effect"
+import { Context, Duration, Effect, type Fiber, Option } from "effect"
 import { CallContext } from "../../CallContext.js"
 import * as GrpcError from "../../GrpcError.js"
 
@@ -72,26 +72,39 @@ const noOptions: grpc.CallOptions = {}
  */
 export const closedChannels = new WeakSet<grpc.Client>()
 
-const channelClosed = Effect.fail(GrpcError.make(GrpcError.Status.UNAVAILABLE, "channel closed"))
+export const channelClosed = Effect.fail(GrpcError.make(GrpcError.Status.UNAVAILABLE, "channel closed"))
 
-/** Resolves metadata and the effective deadline for a call starting now, in the calling fiber. */
+/**
+ * Resolves metadata and the effective deadline for a call starting now in
+ * `fiber`; undefined when the channel is closed.
+ */
+export const prepareIn = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  channel: grpc.Client,
+  options: CallOptions | undefined
+): Prepared | undefined => {
+  if (closedChannels.has(channel)) return undefined
+  let deadline = options?.deadline?.getTime() ?? Infinity
+  if (options?.timeout !== undefined) {
+    deadline = Math.min(deadline, Date.now() + Duration.toMillis(Duration.fromInputUnsafe(options.timeout)))
+  }
+  if (options?.propagate !== false && fiber.getRef(Propagation)) {
+    const parent = Context.getOption(fiber.context, CallContext)
+    if (Option.isSome(parent) && Option.isSome(parent.value.deadline)) {
+      deadline = Math.min(deadline, parent.value.deadline.value.getTime())
+    }
+  }
+  return {
+    metadata: options?.metadata ?? new grpc.Metadata(),
+    options: Number.isFinite(deadline) ? { deadline } : noOptions
+  }
+}
+
+/** `prepareIn` as an Effect, in the calling fiber; fails with UNAVAILABLE when the channel is closed. */
 export const prepare = (channel: grpc.Client, options: CallOptions | undefined): Effect.Effect<Prepared, GrpcError.GrpcError> =>
   Effect.withFiber((fiber) => {
-    if (closedChannels.has(channel)) return channelClosed
-    let deadline = options?.deadline?.getTime() ?? Infinity
-    if (options?.timeout !== undefined) {
-      deadline = Math.min(deadline, Date.now() + Duration.toMillis(Duration.fromInputUnsafe(options.timeout)))
-    }
-    if (options?.propagate !== false && fiber.getRef(Propagation)) {
-      const parent = Context.getOption(fiber.context, CallContext)
-      if (Option.isSome(parent) && Option.isSome(parent.value.deadline)) {
-        deadline = Math.min(deadline, parent.value.deadline.value.getTime())
-      }
-    }
-    return Effect.succeed({
-      metadata: options?.metadata ?? new grpc.Metadata(),
-      options: Number.isFinite(deadline) ? { deadline } : noOptions
-    })
+    const prepared = prepareIn(fiber, channel, options)
+    return prepared === undefined ? channelClosed : Effect.succeed(prepared)
   })
 
 /** Attaches the header/trailer callbacks of `options` to a started call. */

@@ -1,21 +1,26 @@
 /**
  * Unary client call: an Effect whose interruption cancels the call.
  *
+ * The whole call is one `Effect.callback` in the calling fiber (read for its
+ * deadline and the server call it may follow), with closures passed straight
+ * to grpc-js: this is the client's per-call hot path.
+ *
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import * as GrpcError from "../../GrpcError.js"
 import { cancelOnWire } from "./cancel.js"
-import { type CallOptions, observe, prepare } from "./callOptions.js"
+import { type CallOptions, channelClosed, observe, prepareIn } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
-import { singleResponse } from "./singleResponse.js"
 
 export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 (request: Req, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError> =>
-  Effect.flatMap(prepare(channel, options), (prepared) =>
-    Effect.callback<Res, GrpcError.GrpcError>((resume) => {
-      const response = singleResponse<Res>(resume)
+  Effect.withFiber((fiber) => {
+    const prepared = prepareIn(fiber, channel, options)
+    if (prepared === undefined) return channelClosed
+    return Effect.callback<Res, GrpcError.GrpcError>((resume) => {
+      let response: Res | undefined
       const call = channel.makeUnaryRequest(
         method.path,
         method.serialize,
@@ -23,9 +28,21 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
         request,
         prepared.metadata,
         prepared.options,
-        response.callback
+        // grpc-js calls back with the message just before it emits 'status'.
+        (_error, value) => {
+          response = value
+        }
       )
       observe(call, options)
-      call.on("status", response.onStatus)
+      // Completing on 'status' rather than in the callback means the
+      // trailers (and `onTrailers`) have been seen when the caller resumes.
+      call.on("status", (status: grpc.StatusObject) =>
+        resume(
+          status.code === 0
+            // grpc-js boundary: an OK status means its callback delivered the response.
+            ? Exit.succeed(response as Res)
+            : Exit.fail(GrpcError.fromStatus(status))
+        ))
       return Effect.sync(() => cancelOnWire(call))
-    }))
+    })
+  })
