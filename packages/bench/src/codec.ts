@@ -91,8 +91,11 @@ export const measureCodecs = async (): Promise<Array<CodecRow>> => {
     protoLoader.ServiceDefinition
   const testLoader = protoLoader.loadSync("grpc/testing/test.proto", loaderOptions)["grpc.testing.TestService"] as
     protoLoader.ServiceDefinition
-  const echoAdapter = toGrpcJs(EchoDefinition)["unaryEcho"]!
-  const testAdapter = toGrpcJs(TestServiceDefinition)["unaryCall"]!
+  // The server's codecs (responses lent to grpc-js), and the client's (a copy per message).
+  const echoAdapter = toGrpcJs(EchoDefinition, true)["unaryEcho"]!
+  const testAdapter = toGrpcJs(TestServiceDefinition, true)["unaryCall"]!
+  const echoClient = toGrpcJs(EchoDefinition)["unaryEcho"]!
+  const testClient = toGrpcJs(TestServiceDefinition)["unaryCall"]!
   const echoPl = echoLoader["UnaryEcho"]!
   const testPl = testLoader["UnaryCall"]!
 
@@ -101,15 +104,16 @@ export const measureCodecs = async (): Promise<Array<CodecRow>> => {
     const echo = { message: "x".repeat(size) }
     const simple = SimpleResponse.fromPartial({ payload: { type: 0, body: Buffer.alloc(size, 7) }, username: "user" })
     const cases = [
-      [`EchoResponse, ${label} string`, echo, EchoResponse, echoAdapter, echoPl],
-      [`SimpleResponse, ${label} bytes payload`, simple, SimpleResponse, testAdapter, testPl]
+      [`EchoResponse, ${label} string`, echo, EchoResponse, echoAdapter, echoClient, echoPl],
+      [`SimpleResponse, ${label} bytes payload`, simple, SimpleResponse, testAdapter, testClient, testPl]
     ] as const
-    for (const [name, message, tsProto, adapter, pl] of cases) {
+    for (const [name, message, tsProto, adapter, client, pl] of cases) {
       // The object proto-loader's serializer gets is what its deserializer gives.
       const plMessage = pl.responseDeserialize(pl.responseSerialize(message))
       rows.push(...compare(name, "encode", [
         ["ts-proto stock", () => view((tsProto as typeof EchoResponse).encode(message as never).finish())],
         ["adapter", () => adapter.responseSerialize(message)],
+        ["adapter, client", () => client.responseSerialize(message)],
         ["protobufjs (proto-loader)", () => pl.responseSerialize(plMessage)]
       ]))
       const bytes = Buffer.from((tsProto as typeof EchoResponse).encode(message as never).finish())

@@ -68,15 +68,19 @@ const settings = quick
   : {
     // Many short windows rather than a few long ones: the figures are lower
     // quartiles over each side's windows (see \`Ratio\`).
-    rounds: 8,
-    /** Fresh processes for rounds 1-4 and 5-8 (see `generationRounds`). */
-    generations: 2,
-    windowSeconds: 1,
+    rounds: 12,
+    /**
+     * Fresh processes every 4 rounds (see `generationRounds`): two identical
+     * processes can differ by 5-8% for their whole life (JIT decisions, heap
+     * layout), which only more processes per side average out.
+     */
+    generations: 3,
+    windowSeconds: 0.75,
     clientWarmupMs: 300,
-    prewarmSeconds: 1.5,
+    prewarmSeconds: 0.5,
     cancels: 300,
     soakCalls: 100_000,
-    baselineSoakCalls: 50_000
+    baselineSoakCalls: 100_000
   }
 settings.rounds = numberArg("rounds") ?? settings.rounds
 settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
@@ -212,12 +216,13 @@ const quantile = (xs: ReadonlyArray<number>, q: number) => {
 }
 
 /**
- * A CPU ratio between two sides over all their windows. Load from outside
- * the benchmark (other processes, the host) only ever adds CPU time to a
- * window, so each side's figure is the lower quartile of its windows (its
- * cost with the least interference), and the ratio is taken between those.
- * The spread is the range of the same ratio taken with each side's minimum,
- * lower quartile and median instead.
+ * A CPU ratio between two sides, from windows paired by round. Every round
+ * measures every side once, back to back (about 5 s for all of them), so
+ * the two windows of a pair saw the same state of the machine: slow drifts
+ * of outside load cancel out of their ratio, which single windows (varying
+ * by ±30% on a shared 2-core machine) do not. The ratio is the median over
+ * the rounds of side/base, and [low–high] is the interquartile range of those
+ * per-round ratios.
  */
 interface Ratio {
   readonly value: number
@@ -228,12 +233,13 @@ const cpuOf = (samples: Samples, row: string, side: Side) => (samples.get(row)?.
 const ratio = (samples: Samples, row: string, side: Side, base: Side = "protoloader"): Ratio | undefined => {
   const a = cpuOf(samples, row, side)
   const b = cpuOf(samples, row, base)
-  if (a.length === 0 || b.length === 0) return undefined
-  const all = [0, 0.25, 0.5].map((q) => quantile(a, q) / quantile(b, q))
-  return { value: all[1]!, low: Math.min(...all), high: Math.max(...all) }
+  // Both lists hold one window per round, in round order.
+  const pairs = a.slice(0, b.length).map((x, i) => x / b[i]!)
+  if (pairs.length === 0) return undefined
+  return { value: quantile(pairs, 0.5), low: quantile(pairs, 0.25), high: quantile(pairs, 0.75) }
 }
 const showRatio = (r: Ratio | undefined) => (r === undefined ? "-" : `${fmt(r.value, 2)} [${fmt(r.low, 2)}–${fmt(r.high, 2)}]`)
-/** A side's CPU µs per op: the lower quartile of its windows. */
+/** A side's CPU µs per op, as the tables show it: the lower quartile of its windows (its cost with the least outside load). */
 const cpuFigure = (samples: Samples, row: string, side: Side) => quantile(cpuOf(samples, row, side), 0.25)
 const med = (samples: Samples, row: string, side: Side, f: (s: Sample) => number) =>
   median((samples.get(row)?.[side] ?? []).map(f))
@@ -481,6 +487,8 @@ interface SoakReport {
   /** After half of the calls. */
   readonly half: ServerStats
   readonly after: ServerStats
+  /** RSS after a memory-reducing collection, once the soak is over. */
+  readonly reducedRss: number
   readonly result: SoakResult
   readonly seconds: number
 }
@@ -501,7 +509,8 @@ const soak = async (side: Side, calls: number) => {
   // Let the server see every connection close, then wait (bounded) for idle.
   let after = await server.peer.request<ServerStats>("stats")
   for (let i = 0; i < 20 && after.fibers > 0; i++) after = await server.peer.request<ServerStats>("stats")
-  soaks.push({ side, before: marks[0]!, half: marks[1]!, after, result, seconds })
+  const reducedRss = await server.peer.request<number>("reduced")
+  soaks.push({ side, before: marks[0]!, half: marks[1]!, after, reducedRss, result, seconds })
   await stop(server)
 }
 
@@ -595,7 +604,7 @@ const render = (elapsed: number): string => {
 
   line("### Server CPU, server-bound (h2load as the load generator)")
   line()
-  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Each side runs ${settings.rounds} windows, one per round. Load from outside the benchmark only ever adds CPU time to a window, so a side's µs/op is the lower quartile of its windows, and a ratio is taken between two sides' lower quartiles; [low–high] is the range of that ratio taken with each side's minimum, lower quartile and median instead. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
+  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Each side runs ${settings.rounds} windows, one per round. Load from outside the benchmark only ever adds CPU time to a window, so a side's µs/op is the lower quartile of its windows. A ratio pairs the two sides' windows of the same round (measured back to back, so slow drifts of outside load cancel out): it is the median of the per-round ratios, and [low–high] their interquartile range. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
   line()
   cpuTable(serverSamples, serverScenarios.map((s) => s.name), "µs/op", "mean")
   line()
@@ -618,17 +627,17 @@ const render = (elapsed: number): string => {
   line()
   line("### The codec alone (ns per message, one process, no I/O)")
   line()
-  line("`ts-proto stock` is `encode(message).finish()` / `decode(bytes)` (what the adapter did before, and what nice-grpc does); `adapter` is the serialize/deserialize the framework gives grpc-js; `protobufjs` is @grpc/proto-loader's, including its object conversion (quickstart options). Median [min–max] over rounds, alternating order.")
+  line("`ts-proto stock` is `encode(message).finish()` / `decode(bytes)` (what the adapter did before, and what nice-grpc does); `adapter` is the serialize/deserialize the framework gives grpc-js's server (its encode lends the reused writer's bytes, which grpc-js copies into its frame at once); `adapter, client` is the client's encode, which copies them into a pooled Buffer, since grpc-js's retry layer keeps request messages; `protobufjs` is @grpc/proto-loader's, including its object conversion (quickstart options). Median [min–max] over rounds, alternating order.")
   line()
-  line("| message | op | ts-proto stock | adapter | protobufjs (proto-loader) | adapter / stock | adapter / protobufjs |")
-  line("| --- | --- | --: | --: | --: | --: | --: |")
+  line("| message | op | ts-proto stock | adapter | adapter, client | protobufjs (proto-loader) | adapter / stock | adapter / protobufjs |")
+  line("| --- | --- | --: | --: | --: | --: | --: | --: |")
   const cell = (r: CodecRow | undefined) => (r === undefined ? "-" : `${fmt(r.ns)} [${fmt(r.min)}–${fmt(r.max)}]`)
   const messages = [...new Set(codecRows.filter((r) => r.impl === "adapter").map((r) => r.message))]
   for (const message of messages) {
     for (const op of ["encode", "decode"] as const) {
       const get = (impl: string) => codecRows.find((r) => r.message === message && r.op === op && r.impl === impl)
-      const [stock, adapter, pb] = [get("ts-proto stock"), get("adapter"), get("protobufjs (proto-loader)")]
-      line(`| ${message} | ${op} | ${cell(stock)} | ${cell(adapter)} | ${cell(pb)} | ${fmt(adapter!.ns / stock!.ns, 2)} | ${fmt(adapter!.ns / pb!.ns, 2)} |`)
+      const [stock, adapter, client, pb] = [get("ts-proto stock"), get("adapter"), get("adapter, client"), get("protobufjs (proto-loader)")]
+      line(`| ${message} | ${op} | ${cell(stock)} | ${cell(adapter)} | ${cell(client)} | ${cell(pb)} | ${fmt(adapter!.ns / stock!.ns, 2)} | ${fmt(adapter!.ns / pb!.ns, 2)} |`)
     }
   }
   line()
@@ -659,18 +668,18 @@ const render = (elapsed: number): string => {
   line()
   line("### Soak: calls cancelled at random points, all four kinds")
   line()
-  line("Each server measured after its warm-up (5,000 calls), half-way through and after the soak, each time after forced GC (`--expose-gc`). The proto-loader server runs half as many calls: compare its `after` with fiber-grpc's `half-way`. `off-heap` is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers). Handles exclude timers; the soak's client connection is open before and closed after. The load generator is a plain grpc-js client in every case.")
+  line("Each server measured after its warm-up (5,000 calls), half-way through and after the soak, each time after forced GC (`--expose-gc`). Both servers run the same calls. `reduced` is RSS after a last-resort (memory-reducing) collection at the end, which also returns V8's spare young-generation capacity and its pool of freed pages: RSS that a full collection keeps but V8 gives back under memory pressure. `off-heap` is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers). Handles exclude timers; the soak's client connection is open before and closed after. The load generator is a plain grpc-js client in every case.")
   line()
-  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | V8 heap committed before → after (MiB) | off-heap before → after (MiB) | RSS before → half-way → after (MiB) | handles before → after | live handler fibers after | outcomes |")
+  line("| server | calls | seconds | heap before → after (MiB) | heap Δ | V8 heap committed before → after (MiB) | off-heap before → after (MiB) | RSS before → half-way → after → reduced (MiB) | handles before → after | live handler fibers after | outcomes |")
   line("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
   for (const s of soaks) {
     const mib = (b: number) => fmt(b / 1048576, 1)
-    line(`| ${sideLabel[s.side]} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.heapTotal)} → ${mib(s.after.heapTotal)} | ${mib(s.before.arrayBuffers)} → ${mib(s.after.arrayBuffers)} | ${mib(s.before.rss)} → ${mib(s.half.rss)} → ${mib(s.after.rss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.side === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
+    line(`| ${sideLabel[s.side]} | ${fmt(s.result.calls)} | ${fmt(s.seconds, 1)} | ${mib(s.before.heapUsed)} → ${mib(s.after.heapUsed)} | ${fmt((s.after.heapUsed / s.before.heapUsed - 1) * 100, 1)}% | ${mib(s.before.heapTotal)} → ${mib(s.after.heapTotal)} | ${mib(s.before.arrayBuffers)} → ${mib(s.after.arrayBuffers)} | ${mib(s.before.rss)} → ${mib(s.half.rss)} → ${mib(s.after.rss)} → ${mib(s.reducedRss)} | ${s.before.handles} → ${s.after.handles} (${s.after.handleTypes.join(", ")}) | ${s.side === "framework" ? s.after.fibers : "n/a"} | ${Object.entries(s.result.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(", ")} |`)
   }
   line()
   line("### Targets")
   line()
-  line("Each CPU target is the ratio of the two sides' lower quartiles [range over minimum, lower quartile and median], as in the tables above. `control` is the proto-loader vs proto-loader ratio of the same figure; where it is outside ±5% the verdict is within noise and the table says so.")
+  line("Each CPU target is the median of the per-round ratios of the two sides [their interquartile range], as in the tables above. `control` is the proto-loader vs proto-loader ratio of the same figure; where it is outside ±5% the verdict is within noise and the table says so.")
   line()
   line("| target | measured | control | control within ±5% | verdict |")
   line("| --- | --- | --- | --- | --- |")
@@ -720,6 +729,10 @@ const main = async () => {
     ""
   ].join("\n")
   // A quick run is a smoke test: only the full run's results are kept.
+  // Every window's figures, for a closer look at a run's noise.
+  const samplesFile = path.join(os.tmpdir(), "fiber-grpc-bench-samples.json")
+  fs.writeFileSync(samplesFile, JSON.stringify({ settings, server: Object.fromEntries(serverSamples), client: Object.fromEntries(clientSamples) }))
+  log(`every window's samples: ${samplesFile}`)
   if (quick || partial) log("quick or partial run: BENCHMARKS.md left as it is")
   else {
     fs.writeFileSync(path.join(root, "BENCHMARKS.md"), doc)

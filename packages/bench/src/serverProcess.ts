@@ -75,6 +75,17 @@ const stats = async (fibers: () => Promise<number>): Promise<ServerStats> => {
   }
 }
 
+/**
+ * RSS after a memory-reducing collection (what V8 runs under memory
+ * pressure: it also gives back the young generation's spare capacity and its
+ * pool of freed pages): memory a full collection keeps but V8 can give back.
+ */
+const reducedRss = (): number => {
+  type Gc = (options: { readonly type: "major"; readonly execution: "sync"; readonly flavor: "last-resort" }) => void
+  ;(globalThis as { gc?: Gc }).gc?.({ type: "major", execution: "sync", flavor: "last-resort" })
+  return process.memoryUsage().rss
+}
+
 const ipc = (fibers: () => Promise<number>) => {
   const peer = connect(parentEndpoint(), (body) => {
     if (typeof body === "object" && body !== null && "profile" in body) {
@@ -88,6 +99,8 @@ const ipc = (fibers: () => Promise<number>) => {
       }
       case "stats":
         return stats(fibers)
+      case "reduced":
+        return reducedRss()
       case "exit":
         setTimeout(() => process.exit(0), 10)
         return "bye"

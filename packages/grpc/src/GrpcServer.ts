@@ -395,7 +395,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         return fiber
       }
       const runtime: HandlerRuntime = { runFork, forkCall, isForcingShutdown }
-      const grpcDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...toGrpcJs(definition) }
+      const grpcDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...toGrpcJs(definition, true) }
       const chain = options.middleware === undefined ? middleware : [...options.middleware, ...middleware]
       const implementation: grpc.UntypedServiceImplementation = {}
       for (const key of Object.keys(definition.methods)) {

@@ -176,11 +176,13 @@ export type NoScope<H> = [Extract<HandlersContext<H>, Scope.Scope>] extends [nev
 
 /**
  * Builds the grpc-js `ServiceDefinition` (paths and codecs) for a generic
- * definition. Used by both the server and the client.
+ * definition. Used by both the server and the client; the server's
+ * (`forServer`) lends its response bytes instead of copying them (see
+ * `SerializerOptions.lend`), which only a grpc-js server may use.
  *
  * @internal
  */
-export const toGrpcJs = (definition: ServiceDefinition): grpc.ServiceDefinition => {
+export const toGrpcJs = (definition: ServiceDefinition, forServer = false): grpc.ServiceDefinition => {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   for (const [key, method] of Object.entries(definition.methods)) {
     out[key] = {
@@ -189,7 +191,7 @@ export const toGrpcJs = (definition: ServiceDefinition): grpc.ServiceDefinition 
       responseStream: method.responseStream,
       requestSerialize: serializer(method.requestType),
       requestDeserialize: deserializer(method.requestType),
-      responseSerialize: serializer(method.responseType),
+      responseSerialize: serializer(method.responseType, { lend: forServer }),
       responseDeserialize: deserializer(method.responseType),
       originalName: key
     }

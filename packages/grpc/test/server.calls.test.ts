@@ -22,6 +22,21 @@ describe("GrpcServer: the four call kinds succeed over HTTP/2", () => {
       assert.deepStrictEqual(result.messages.map((m) => m.message), ["s-1", "s-2", "s-3", "s-4", "s-5"])
     }))
 
+  it.effect("server streaming: 300 distinct messages, 0-3 KiB, past the flow-control window, arrive intact", () =>
+    Effect.gen(function*() {
+      // The server's encoder lends grpc-js the reused writer's bytes, which
+      // grpc-js 1.14 copies into its frame at once (internal/codec.ts). If it
+      // ever kept them instead, the messages HTTP/2 holds back here (about
+      // 450 KiB against a 64 KiB window) would be overwritten by later ones.
+      const expected = Array.from({ length: 300 }, (_, i) => `${i}:`.padEnd((i * 37) % 3072, String.fromCharCode(97 + (i % 26))))
+      const { client } = yield* startEcho({
+        serverStreamingEcho: () => Stream.fromIterable(expected.map((message) => ({ message })))
+      })
+      const result = yield* collect(client.serverStreamingEcho({ message: "go" }))
+      assert.strictEqual(result.code, grpc.status.OK)
+      assert.deepStrictEqual(result.messages.map((m) => m.message), expected)
+    }))
+
   it.effect("client streaming", () =>
     Effect.gen(function*() {
       const { client } = yield* startEcho({

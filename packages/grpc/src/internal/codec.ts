@@ -137,12 +137,27 @@ const view = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byte
 /** The plain path: a fresh writer per message. */
 const plain = (type: EncodeFn, message: unknown): Buffer => view(type.encode(message).finish())
 
+/** How a `serializer` hands its bytes over. */
+export interface SerializerOptions {
+  /**
+   * The fast path returns a Buffer over the reused writer's own bytes, valid
+   * only until the next encode, instead of a copy. Only for grpc-js's
+   * server: it copies what `responseSerialize` returns into the message's
+   * frame before anything else runs (`ServerInterceptingCall.serializeMessage`
+   * in grpc-js 1.14; test/server.calls.test.ts sends distinct messages to a
+   * slow reader to pin it). Never for a client: grpc-js's retry layer keeps
+   * request messages for later attempts.
+   */
+  readonly lend?: boolean | undefined
+}
+
 /**
  * grpc-js's `serialize` for one ts-proto message type.
  *
  * @internal
  */
-export const serializer = (messageType: Encoder): (message: unknown) => Buffer => {
+export const serializer = (messageType: Encoder, options?: SerializerOptions): (message: unknown) => Buffer => {
+  const lend = options?.lend === true
   // ts-proto's encode takes an optional writer (`encode(message, writer =
   // new BinaryWriter())`); the public MessageType leaves it out so that types
   // stay inferred from the definition, and its class is only known at runtime.
@@ -166,6 +181,10 @@ export const serializer = (messageType: Encoder): (message: unknown) => Buffer =
       const buffer = writer.buffer
       if (buffer.byteLength > handOverBytes) {
         entry.writer = new entry.make()
+        return Buffer.from(buffer.buffer, buffer.byteOffset, length)
+      }
+      if (lend) {
+        writer.pos = 0
         return Buffer.from(buffer.buffer, buffer.byteOffset, length)
       }
       const out = Buffer.allocUnsafe(length)
