@@ -403,6 +403,26 @@ describe("codec: falls back to the plain path, correctly", () => {
     }
   })
 
+  it("lend (the server's encoder) returns the writer's own bytes, valid until the next encode; the client's encoder copies", () => {
+    const lent = serializer(EchoRequest, { lend: true })
+    const copied = serializer(EchoRequest)
+    const a = EchoRequest.fromPartial({ message: "aaaa" })
+    const b = EchoRequest.fromPartial({ message: "bbbb" })
+    lent(a) // the first encode probes the writer
+    copied(a)
+    const fromLent = lent(a)
+    const fromCopy = copied(a)
+    const expected = stock(EchoRequest, a)
+    assert.deepStrictEqual(fromLent, expected)
+    assert.deepStrictEqual(fromCopy, expected)
+    lent(b)
+    // The lent bytes were overwritten by the next encode (grpc-js's server
+    // has copied them by then); the copy is the caller's to keep.
+    assert.deepStrictEqual(fromLent, stock(EchoRequest, b))
+    copied(b)
+    assert.deepStrictEqual(fromCopy, expected)
+  })
+
   it("an encode that throws leaves no half-written bytes behind", () => {
     const serialize = serializer(SimpleRequest)
     const good = SimpleRequest.fromPartial({ responseSize: 3, fillUsername: true })
