@@ -14,28 +14,79 @@ export interface WritableCall<A> extends NodeJS.EventEmitter {
  * Writes a chunk of messages. Whenever grpc-js reports its buffer full
  * (`write` returns false), waits for `'drain'` before writing more, so a slow
  * reader holds the producer back instead of growing a buffer.
+ *
+ * The waits of one chunk are one fiber suspension: the rest of the chunk is
+ * written from the `'drain'` listener (as a plain grpc-js writer would) and
+ * the fiber resumes once the whole chunk is written and drained. grpc-js's
+ * buffer holds 16 messages, so resuming the fiber on each `'drain'` cost a
+ * suspension (an Effect callback, and on Node the `AsyncResource` Effect
+ * creates for each) every 16 messages.
  */
-export const writeAll = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>): Effect.Effect<void> => {
-  let i = 0
-  const loop: Effect.Effect<void> = Effect.suspend(() => {
+export const writeAll = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let i = 0
     while (i < chunk.length) {
-      if (!call.write(chunk[i++]!)) return i < chunk.length ? Effect.andThen(waitForDrain(call), loop) : waitForDrain(call)
+      if (!call.write(chunk[i++]!)) return writeRest(call, chunk, i)
     }
     return Effect.void
   })
-  return loop
+
+/** Waits for `'drain'`, then writes `chunk` from `from` on, waiting again as needed; resumes when all is written and drained. */
+const writeRest = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>, from: number): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const writer = new ChunkWriter(call, chunk, from, resume)
+    call.once("drain", writer.onDrain)
+    return Effect.sync(() => writer.stop())
+  })
+
+class ChunkWriter<A> {
+  immediate: NodeJS.Immediate | undefined = undefined
+  readonly onDrain: () => void
+  readonly afterTurn: () => void
+  constructor(
+    readonly call: WritableCall<A>,
+    readonly chunk: ReadonlyArray<A>,
+    public next: number,
+    readonly resume: (effect: Effect.Effect<void>) => void
+  ) {
+    // Built by functions rather than assigned from literals: tsx (esbuild's
+    // keepNames) wraps every named function literal in a `__name` call.
+    this.onDrain = drained(this)
+    this.afterTurn = turned(this)
+  }
+
+  /** Writes until grpc-js's buffer is full again (then waits for `'drain'`) or the chunk is done. */
+  write(): void {
+    const { call, chunk } = this
+    while (this.next < chunk.length) {
+      if (!call.write(chunk[this.next++]!)) {
+        call.once("drain", this.onDrain)
+        return
+      }
+    }
+    this.resume(Effect.void)
+  }
+
+  stop(): void {
+    this.call.off("drain", this.onDrain)
+    if (this.immediate !== undefined) clearImmediate(this.immediate)
+  }
 }
 
-const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const pending: Pending = { immediate: undefined }
-    const onDrain = resumeOnDrain(resume, pending)
-    call.once("drain", onDrain)
-    return Effect.sync(() => {
-      call.off("drain", onDrain)
-      if (pending.immediate !== undefined) clearImmediate(pending.immediate)
-    })
-  })
+/**
+ * After `'drain'`: writes on at once, or from a macrotask (setImmediate)
+ * when the event loop has not had a turn for `TURN_MILLIS` (see below).
+ */
+const drained = (writer: ChunkWriter<unknown>) => () => {
+  if (performance.now() - lastTurn < TURN_MILLIS) return writer.write()
+  writer.immediate = setImmediate(writer.afterTurn)
+}
+
+const turned = (writer: ChunkWriter<unknown>) => () => {
+  writer.immediate = undefined
+  lastTurn = performance.now()
+  writer.write()
+}
 
 /**
  * A writer resumes after `'drain'` from a macrotask (setImmediate) when the
@@ -53,23 +104,6 @@ const waitForDrain = (call: NodeJS.EventEmitter): Effect.Effect<void> =>
  */
 const TURN_MILLIS = 1
 let lastTurn = 0
-
-interface Pending {
-  immediate: NodeJS.Immediate | undefined
-}
-
-// Built by functions rather than assigned from literals: tsx (esbuild's
-// keepNames) wraps every named function literal in a `__name` call, which
-// would run on each wait.
-const resumeOnDrain = (resume: (effect: Effect.Effect<void>) => void, pending: Pending) => () => {
-  if (performance.now() - lastTurn < TURN_MILLIS) return resume(Effect.void)
-  pending.immediate = setImmediate(resumeAfterTurn, resume)
-}
-
-const resumeAfterTurn = (resume: (effect: Effect.Effect<void>) => void) => {
-  lastTurn = performance.now()
-  resume(Effect.void)
-}
 
 /** Writes a whole Stream to a call, chunk by chunk, with the backpressure of `writeAll`. */
 export const writeStream = <A, E, R>(call: WritableCall<A>, stream: Stream.Stream<A, E, R>): Effect.Effect<void, E, R> =>
