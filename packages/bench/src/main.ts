@@ -66,8 +66,8 @@ const settings = quick
     baselineSoakCalls: 10_000
   }
   : {
-    // Many short windows rather than a few long ones: the figures are lower
-    // quartiles over each side's windows (see \`Ratio\`).
+    // Many short windows rather than a few long ones: every ratio is a
+    // median over the rounds (see `Ratio`).
     rounds: 12,
     /**
      * Fresh processes every 4 rounds (see `generationRounds`): two identical
@@ -233,9 +233,10 @@ const cpuOf = (samples: Samples, row: string, side: Side) => (samples.get(row)?.
 const ratio = (samples: Samples, row: string, side: Side, base: Side = "protoloader"): Ratio | undefined => {
   const a = cpuOf(samples, row, side)
   const b = cpuOf(samples, row, base)
-  // Both lists hold one window per round, in round order.
-  const pairs = a.slice(0, b.length).map((x, i) => x / b[i]!)
-  if (pairs.length === 0) return undefined
+  // Both lists hold one window per round, in round order; anything else
+  // (a side missing windows) gives no ratio rather than a mispaired one.
+  if (a.length === 0 || a.length !== b.length) return undefined
+  const pairs = a.map((x, i) => x / b[i]!)
   return { value: quantile(pairs, 0.5), low: quantile(pairs, 0.25), high: quantile(pairs, 0.75) }
 }
 const showRatio = (r: Ratio | undefined) => (r === undefined ? "-" : `${fmt(r.value, 2)} [${fmt(r.low, 2)}–${fmt(r.high, 2)}]`)
@@ -720,7 +721,7 @@ const main = async () => {
     "",
     `- Machine: ${machine}`,
     `- Command: \`flock /tmp/bench.lock npx -y pnpm@10.34.9 bench${quick ? " --quick" : ""}\``,
-    `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls (fiber-grpc) and ${fmt(settings.baselineSoakCalls)} (each baseline).`,
+    `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls (fiber-grpc) and ${fmt(settings.baselineSoakCalls)} (grpc-js + proto-loader).`,
     `- Date: ${new Date().toISOString()}`,
     "",
     `Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, started afresh ${settings.generations === 1 ? "once per section" : `${settings.generations} times per section (each process serves ${Math.ceil(settings.rounds / settings.generations)} rounds), so that one process's luck (its JIT, its heap's growth) cannot bias all of a side's windows`}; each round runs every side once, the order rotating and reversing between rounds.`,
@@ -728,11 +729,11 @@ const main = async () => {
     table,
     ""
   ].join("\n")
-  // A quick run is a smoke test: only the full run's results are kept.
   // Every window's figures, for a closer look at a run's noise.
   const samplesFile = path.join(os.tmpdir(), "fiber-grpc-bench-samples.json")
   fs.writeFileSync(samplesFile, JSON.stringify({ settings, server: Object.fromEntries(serverSamples), client: Object.fromEntries(clientSamples) }))
   log(`every window's samples: ${samplesFile}`)
+  // A quick run is a smoke test: only the full run's results are kept.
   if (quick || partial) log("quick or partial run: BENCHMARKS.md left as it is")
   else {
     fs.writeFileSync(path.join(root, "BENCHMARKS.md"), doc)

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Stream } from "effect"
-import { clientStreamingCall, rawClient, startEcho } from "./helpers.js"
+import { clientStreamingCall, collect, rawClient, startEcho } from "./helpers.js"
 
 const N = Number(process.env.BP_N ?? 100_000)
 
@@ -100,4 +100,54 @@ describe("GrpcServer: backpressure in both directions", () => {
       assert.isAbove(clientWaits, 0, "the client was held back")
       assert.isAtMost(maxBuffered, 16)
     }), 60_000)
+})
+
+describe("GrpcServer: writing a chunk of responses from grpc-js's 'drain' events", () => {
+  // Past grpc-js's buffer (16 messages) the rest of a chunk is written from
+  // the 'drain' listener, outside the handler fiber (internal/writeAll.ts).
+  it.effect("a write that throws there ends the call with INTERNAL, not an uncaught exception", () =>
+    Effect.gen(function*() {
+      const { client } = yield* startEcho({
+        serverStreamingEcho: () =>
+          // Node's Writable throws ERR_STREAM_NULL_VALUES for null: a stand-in
+          // for anything that throws from grpc-js's write (an interceptor).
+          Stream.fromIterable(Array.from({ length: 40 }, (_, i) => (i === 30 ? null : { message: String(i) }) as never))
+      })
+      const result = yield* collect(client.serverStreamingEcho({ message: "go" }))
+      assert.strictEqual(result.code, grpc.status.INTERNAL)
+      assert.strictEqual(result.messages.length, 30)
+    }))
+
+  it.effect("a call cancelled in the middle of a chunk stops writing and leaves no 'drain' listener", () =>
+    Effect.gen(function*() {
+      const firstArrived = yield* Deferred.make<void>()
+      const after = yield* Deferred.make<{ drainListeners: number; written: number }>()
+      const { client } = yield* startEcho({
+        serverStreamingEcho: (_req, ctx) => {
+          const call = ctx.call as grpc.ServerWritableStream<unknown, unknown>
+          let written = 0
+          const write = call.write.bind(call)
+          call.write = (chunk: unknown) => {
+            written++
+            return write(chunk)
+          }
+          // One chunk of 100,000: far more than grpc-js and HTTP/2 hold.
+          return Stream.fromIterable(Array.from({ length: 100_000 }, (_, i) => ({ message: String(i) }))).pipe(
+            Stream.ensuring(Effect.suspend(() => {
+              const seen = { drainListeners: call.listenerCount("drain"), written }
+              // Anything written after the interrupt would show up here.
+              return Effect.andThen(Effect.yieldNow, Deferred.succeed(after, { ...seen, written: Math.max(seen.written, written) }))
+            }))
+          )
+        }
+      })
+      const call = client.serverStreamingEcho({ message: "go" })
+      call.on("error", () => {})
+      call.once("data", () => Deferred.doneUnsafe(firstArrived, Effect.void))
+      yield* Deferred.await(firstArrived)
+      call.cancel()
+      const seen = yield* Deferred.await(after)
+      assert.strictEqual(seen.drainListeners, 0)
+      assert.isBelow(seen.written, 100_000, "the rest of the chunk was not written")
+    }))
 })

@@ -144,8 +144,8 @@ export interface SerializerOptions {
    * only until the next encode, instead of a copy. Only for grpc-js's
    * server: it copies what `responseSerialize` returns into the message's
    * frame before anything else runs (`ServerInterceptingCall.serializeMessage`
-   * in grpc-js 1.14; test/server.calls.test.ts sends distinct messages to a
-   * slow reader to pin it). Never for a client: grpc-js's retry layer keeps
+   * in grpc-js 1.14; test/server.calls.test.ts streams distinct messages
+   * past the flow-control window to pin it). Never for a client: grpc-js's retry layer keeps
    * request messages for later attempts.
    */
   readonly lend?: boolean | undefined
@@ -252,6 +252,7 @@ class ReusedReader extends BinaryReader {
 
   /** Lets go of the message's bytes, so that the reader does not keep them alive. */
   release(): void {
+    // Only what keeps the message alive; `reset` sets the rest before the next use.
     ;(this as unknown as ReaderFields).buf = empty
     this.lazyView = undefined
     this.busy = false

@@ -17,7 +17,10 @@ export interface WritableCall<A> extends NodeJS.EventEmitter {
  *
  * The waits of one chunk are one fiber suspension: the rest of the chunk is
  * written from the `'drain'` listener (as a plain grpc-js writer would) and
- * the fiber resumes once the whole chunk is written and drained. grpc-js's
+ * the fiber resumes once the whole chunk is written (and drained, if the
+ * last write found the buffer full). A write that throws there (say, a
+ * grpc-js interceptor failing) fails the fiber with that defect, as it would
+ * inside it. grpc-js's
  * buffer holds 16 messages, so resuming the fiber on each `'drain'` cost a
  * suspension (an Effect callback, and on Node the `AsyncResource` Effect
  * creates for each) every 16 messages.
@@ -41,6 +44,8 @@ const writeRest = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>, from: numb
 
 class ChunkWriter<A> {
   immediate: NodeJS.Immediate | undefined = undefined
+  /** Set once the fiber was interrupted (or resumed): nothing more is written. */
+  stopped = false
   readonly onDrain: () => void
   readonly afterTurn: () => void
   constructor(
@@ -58,16 +63,24 @@ class ChunkWriter<A> {
   /** Writes until grpc-js's buffer is full again (then waits for `'drain'`) or the chunk is done. */
   write(): void {
     const { call, chunk } = this
-    while (this.next < chunk.length) {
-      if (!call.write(chunk[this.next++]!)) {
-        call.once("drain", this.onDrain)
-        return
+    try {
+      while (this.next < chunk.length) {
+        if (this.stopped) return
+        if (!call.write(chunk[this.next++]!)) {
+          call.once("drain", this.onDrain)
+          return
+        }
       }
+    } catch (defect) {
+      this.stop()
+      return this.resume(Effect.die(defect))
     }
+    this.stop()
     this.resume(Effect.void)
   }
 
   stop(): void {
+    this.stopped = true
     this.call.off("drain", this.onDrain)
     if (this.immediate !== undefined) clearImmediate(this.immediate)
   }
@@ -78,6 +91,7 @@ class ChunkWriter<A> {
  * when the event loop has not had a turn for `TURN_MILLIS` (see below).
  */
 const drained = (writer: ChunkWriter<unknown>) => () => {
+  if (writer.stopped) return
   if (performance.now() - lastTurn < TURN_MILLIS) return writer.write()
   writer.immediate = setImmediate(writer.afterTurn)
 }

@@ -1,5 +1,5 @@
 /**
- * The one response of a unary or client-streaming client call.
+ * The one response of a client-streaming client call.
  *
  * grpc-js calls back with the message before it emits `'status'`; completing
  * on `'status'` means the trailers (and `onTrailers`) have been seen by the
