@@ -145,8 +145,8 @@ export interface SerializerOptions {
    * server: it copies what `responseSerialize` returns into the message's
    * frame before anything else runs (`ServerInterceptingCall.serializeMessage`
    * in grpc-js 1.14; test/server.calls.test.ts streams distinct messages
-   * past the flow-control window to pin it). Never for a client: grpc-js's retry layer keeps
-   * request messages for later attempts.
+   * past the flow-control window to pin it). Never for a client: grpc-js's
+   * retry layer keeps request messages for later attempts.
    */
   readonly lend?: boolean | undefined
 }

@@ -18,12 +18,12 @@ export interface WritableCall<A> extends NodeJS.EventEmitter {
  * The waits of one chunk are one fiber suspension: the rest of the chunk is
  * written from the `'drain'` listener (as a plain grpc-js writer would) and
  * the fiber resumes once the whole chunk is written (and drained, if the
- * last write found the buffer full). A write that throws there (say, a
- * grpc-js interceptor failing) fails the fiber with that defect, as it would
- * inside it. grpc-js's
- * buffer holds 16 messages, so resuming the fiber on each `'drain'` cost a
- * suspension (an Effect callback, and on Node the `AsyncResource` Effect
- * creates for each) every 16 messages.
+ * last write found the buffer full). grpc-js's buffer holds 16 messages, so
+ * resuming the fiber on each `'drain'` cost a suspension (an Effect
+ * callback, and on Node the `AsyncResource` Effect creates for each) every
+ * 16 messages. A write that throws in the listener (say, a grpc-js
+ * interceptor failing) fails the fiber with that defect, as it would inside
+ * the fiber.
  */
 export const writeAll = <A>(call: WritableCall<A>, chunk: ReadonlyArray<A>): Effect.Effect<void> =>
   Effect.suspend(() => {
@@ -103,7 +103,7 @@ const turned = (writer: ChunkWriter<unknown>) => () => {
 }
 
 /**
- * A writer resumes after `'drain'` from a macrotask (setImmediate) when the
+ * A writer goes on after `'drain'` from a macrotask (setImmediate) when the
  * event loop has not had a turn for `TURN_MILLIS`, so that I/O, and above
  * all a socket's close, is seen between writes.
  *
