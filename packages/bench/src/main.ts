@@ -70,11 +70,11 @@ const settings = quick
     // median over the rounds (see `Ratio`).
     rounds: 12,
     /**
-     * Fresh processes every 4 rounds (see `generationRounds`): two identical
+     * Fresh processes every 3 rounds (see `generationRounds`): two identical
      * processes can differ by 5-8% for their whole life (JIT decisions, heap
      * layout), which only more processes per side average out.
      */
-    generations: 3,
+    generations: 4,
     windowSeconds: 0.75,
     clientWarmupMs: 300,
     prewarmSeconds: 0.5,
