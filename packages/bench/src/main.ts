@@ -179,11 +179,15 @@ const startLoad = async (client: string, port: number) => {
 const serverCpu = (server: { peer: Peer }) => server.peer.request<number>("cpu")
 
 // ------------------------------------------------------------------- stats
-const median = (xs: ReadonlyArray<number>) => {
+/** The `q` quantile (0-1) of `xs`, interpolated. */
+const quantile = (xs: ReadonlyArray<number>, q: number) => {
   const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+  if (s.length === 0) return NaN
+  const at = (s.length - 1) * q
+  const lo = Math.floor(at)
+  return s[lo]! + (s[Math.ceil(at)]! - s[lo]!) * (at - lo)
 }
+const median = (xs: ReadonlyArray<number>) => quantile(xs, 0.5)
 const pct = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 
@@ -205,14 +209,6 @@ const add = (samples: Samples, row: string, side: Side, sample: Sample) => {
   let bySide = samples.get(row)
   if (bySide === undefined) samples.set(row, bySide = {})
   ;(bySide[side] ??= []).push(sample)
-}
-/** The `q` quantile (0-1) of `xs`, interpolated. */
-const quantile = (xs: ReadonlyArray<number>, q: number) => {
-  const s = [...xs].sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const at = (s.length - 1) * q
-  const lo = Math.floor(at)
-  return s[lo]! + (s[Math.ceil(at)]! - s[lo]!) * (at - lo)
 }
 
 /**

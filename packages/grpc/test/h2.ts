@@ -34,6 +34,23 @@ export interface RawOutcome {
   readonly rstCode: number | undefined
 }
 
+/** Opens an Echo call's stream with gRPC's request headers (and `headers`); stream errors are ignored. */
+export const echoStream = (
+  session: http2.ClientHttp2Session,
+  method: string,
+  headers: http2.OutgoingHttpHeaders = {}
+): http2.ClientHttp2Stream => {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/grpc.examples.echo.Echo/${method}`,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers
+  })
+  stream.on("error", () => {})
+  return stream
+}
+
 /**
  * Starts an Echo call with extra request headers; `halfClose: false` sends
  * the request but leaves the stream open (a client stream that never ends).
@@ -46,13 +63,7 @@ export const rawCall = (
   options: { readonly message?: string; readonly halfClose?: boolean } = {}
 ) =>
   Effect.callback<RawOutcome>((resume) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": `/grpc.examples.echo.Echo/${method}`,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers
-    })
+    const stream = echoStream(session, method, headers)
     let done = false
     const finish = (h: http2.IncomingHttpHeaders | undefined) => {
       if (done) return
@@ -71,7 +82,6 @@ export const rawCall = (
     })
     stream.on("trailers", (h) => finish(h))
     stream.on("data", () => {})
-    stream.on("error", () => {})
     stream.on("close", () => finish(undefined))
     const frame = echoFrame(options.message ?? "hello")
     if (options.halfClose === false) stream.write(frame)

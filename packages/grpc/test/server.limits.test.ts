@@ -5,7 +5,7 @@ import { Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "eff
 import * as http2 from "node:http2"
 import { GrpcError, GrpcServer } from "../src/index.js"
 import { MALFORMED_TIMEOUT } from "../src/internal/server/guards.js"
-import { connect, echoFrame, rawCall, stallingProxy } from "./h2.js"
+import { connect, echoFrame, echoStream, rawCall, stallingProxy } from "./h2.js"
 import { rawClient, rawServer, startEcho, unaryCall } from "./helpers.js"
 
 /** A unary handler that answers FAILED_PRECONDITION with what it saw of its deadline. */
@@ -36,14 +36,7 @@ const resetStreams = (session: http2.ClientHttp2Session, count: number) =>
     let sent = 0
     while (sent < count && !session.closed && !session.destroyed) {
       try {
-        const stream = session.request({
-          ":method": "POST",
-          ":path": "/grpc.examples.echo.Echo/UnaryEcho",
-          "content-type": "application/grpc",
-          te: "trailers"
-        })
-        stream.on("error", () => {})
-        stream.close(http2.constants.NGHTTP2_CANCEL)
+        echoStream(session, "UnaryEcho").close(http2.constants.NGHTTP2_CANCEL)
       } catch {
         break
       }
@@ -298,13 +291,7 @@ describe("GrpcServer: limits on what a peer can make the server do", () => {
       for (let i = 0; i < streams; i++) {
         const session = sessions[i % sessions.length]!
         session.setLocalWindowSize(2 ** 31 - 1)
-        const stream = session.request({
-          ":method": "POST",
-          ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho",
-          "content-type": "application/grpc",
-          te: "trailers"
-        })
-        stream.on("error", () => {})
+        const stream = echoStream(session, "ServerStreamingEcho")
         stream.once("data", () => {
           if (++started === streams) Deferred.doneUnsafe(flowing, Exit.void)
         })

@@ -2,8 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import type { EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Stream } from "effect"
-import type * as http2 from "node:http2"
-import { connect, echoFrame, stallingProxy } from "./h2.js"
+import { connect, echoFrame, echoStream, stallingProxy } from "./h2.js"
 import { rawServer, startEcho, unaryCall } from "./helpers.js"
 
 const message: EchoResponse = { message: "x".repeat(64) }
@@ -19,13 +18,7 @@ const stalledStream = (port: number, window: number) =>
     const session = yield* connect(proxy.port, { settings: { initialWindowSize: Math.min(window, 2 ** 31 - 1) } })
     session.setLocalWindowSize(window)
     const flowing = yield* Deferred.make<void>()
-    const stream: http2.ClientHttp2Stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.examples.echo.Echo/ServerStreamingEcho",
-      "content-type": "application/grpc",
-      te: "trailers"
-    })
-    stream.on("error", () => {})
+    const stream = echoStream(session, "ServerStreamingEcho")
     stream.once("data", () => Deferred.doneUnsafe(flowing, Exit.void))
     stream.end(echoFrame("stream"))
     yield* Deferred.await(flowing)
