@@ -76,7 +76,7 @@ const settings = quick
      */
     generations: 4,
     windowSeconds: 0.75,
-    clientWarmupMs: 300,
+    clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     cancels: 300,
     soakCalls: 100_000,
@@ -333,6 +333,8 @@ const generationRounds = (generation: number) => {
 const compareServers = async () => {
   const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
   tracingAvailable = await frameworkHasTracing() && keepSide("tracing")
+  /** Requests per measured run, per scenario, carried from round to round (see below). */
+  const sized = new Map<string, number>()
   for (let generation = 0; generation < settings.generations; generation++) {
     const servers = new Map<Side, Server>()
     for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
@@ -350,7 +352,9 @@ const compareServers = async () => {
         const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * settings.prewarmSeconds)))
         if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * settings.windowSeconds))
       }
+      requests = sized.get(scenario.name) ?? requests
       for (const round of generationRounds(generation)) {
+        let baselineSeconds = settings.windowSeconds
         for (const side of orderOf(scenarioSides, round)) {
           log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
           const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
@@ -358,7 +362,16 @@ const compareServers = async () => {
           const sample = { rate: ops / r.seconds, cpu: r.cpuMicros / ops, p50: r.mean, p99: NaN }
           log(`  ${sample.cpu.toFixed(2)} µs/op, ${r.seconds.toFixed(2)} s`)
           add(serverSamples, scenario.name, side, sample)
+          if (side === "protoloader") baselineSeconds = r.seconds
         }
+        // A server is still getting faster during its warm-up (JIT), so the
+        // size taken from it gave unary windows of about 0.4-0.5 s instead
+        // of 0.75 (the shortest windows on the noisiest rows). Every side of
+        // a round runs the same requests; the next round's count follows
+        // the baseline's last window, within a factor of 2 per step.
+        const factor = Math.min(2, Math.max(0.5, settings.windowSeconds / baselineSeconds))
+        requests = Math.max(64, Math.round(requests * factor))
+        sized.set(scenario.name, requests)
       }
     }
     for (const server of servers.values()) await stop(server)
