@@ -25,9 +25,11 @@ import {
   decodesFast,
   deserializer,
   handOverBytes,
+  keepBytes,
   retainedReaderBytes,
   retainedWriterBytes,
   serializer,
+  shrinkAfter,
   usesFastPath
 } from "../src/internal/codec.js"
 
@@ -393,10 +395,33 @@ describe("codec: falls back to the plain path, correctly", () => {
     assert.deepStrictEqual(inner(innerBytes("z")), { message: "z" })
   })
 
-  it("a huge message takes the writer's buffer with it: the reused writer stays small", () => {
+  it("large messages in a row reuse one buffer, let go after a run of small ones; copies stay the caller's", () => {
     const serialize = serializer(StreamingOutputCallResponse)
-    const huge = StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(1 << 20, 7) } })
+    const large = (fill: number) => StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(1 << 20, fill) } })
     const small = StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(10, 1) } })
+    // Whatever earlier tests left in the shared writer is let go first.
+    for (let i = 0; i < shrinkAfter; i++) serialize(small)
+    assert.isAtMost(Math.max(...retainedWriterBytes()), handOverBytes)
+    const first = serialize(large(7))
+    const kept = Math.max(...retainedWriterBytes())
+    assert.isAbove(kept, 1 << 20)
+    assert.isAtMost(kept, keepBytes)
+    const second = serialize(large(8))
+    assert.strictEqual(Math.max(...retainedWriterBytes()), kept)
+    // The client's encoder copies: the first message's bytes survive the second encode.
+    assert.deepStrictEqual(first, stock(StreamingOutputCallResponse, large(7)))
+    assert.deepStrictEqual(second, stock(StreamingOutputCallResponse, large(8)))
+    for (let i = 1; i < shrinkAfter; i++) assert.deepStrictEqual(serialize(small), stock(StreamingOutputCallResponse, small))
+    assert.strictEqual(Math.max(...retainedWriterBytes()), kept)
+    serialize(small)
+    assert.isAtMost(Math.max(...retainedWriterBytes()), handOverBytes)
+  })
+
+  it("a message too large to keep the buffer for takes it with it: the reused writer stays small", () => {
+    const serialize = serializer(StreamingOutputCallResponse)
+    const huge = StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(keepBytes, 7) } })
+    const small = StreamingOutputCallResponse.fromPartial({ payload: { body: Buffer.alloc(10, 1) } })
+    for (let i = 0; i < shrinkAfter; i++) serialize(small)
     for (const message of [small, huge, small, huge, huge, small]) {
       assert.deepStrictEqual(serialize(message), stock(StreamingOutputCallResponse, message))
       assert.isAtMost(Math.max(...retainedWriterBytes()), handOverBytes)
