@@ -740,7 +740,7 @@ const main = async () => {
   ].join("\n")
   // Every window's figures, for a closer look at a run's noise.
   const samplesFile = path.join(os.tmpdir(), "fiber-grpc-bench-samples.json")
-  fs.writeFileSync(samplesFile, JSON.stringify({ settings, server: Object.fromEntries(serverSamples), client: Object.fromEntries(clientSamples) }))
+  fs.writeFileSync(samplesFile, JSON.stringify({ settings, server: Object.fromEntries(serverSamples), client: Object.fromEntries(clientSamples), cancel: cancelLatencies }))
   log(`every window's samples: ${samplesFile}`)
   // A quick run is a smoke test: only the full run's results are kept.
   if (quick || partial) log("quick or partial run: BENCHMARKS.md left as it is")
