@@ -74,15 +74,15 @@ interface SharedWriter {
   readonly make: WriterClass
   writer: ReusableWriter
   busy: boolean
-  /** Encodes in a row that used under an eighth of a buffer past `handOverBytes` (see `shrinkAfter`). */
+  /** Encodes in a row that used under an eighth of a buffer past `alwaysKeptBytes` (see `shrinkAfter`). */
   slack: number
 }
 
 /**
- * The buffer size the reused writer always keeps (grown by the writer as
- * messages need).
+ * A reused writer's buffer up to this size (grown by the writer as messages
+ * need) is kept for good.
  */
-export const handOverBytes = 64 * 1024
+export const alwaysKeptBytes = 64 * 1024
 
 /**
  * The largest buffer the reused writer keeps while large messages keep
@@ -94,12 +94,13 @@ export const handOverBytes = 64 * 1024
  * in a row reuse it. A message that grows the buffer past this size takes
  * it with it (no copy) and the writer is replaced.
  */
-export const keepBytes = 8 * 1024 * 1024
+export const maxKeptBytes = 8 * 1024 * 1024
 
 /**
- * A buffer past `handOverBytes` is let go after this many encodes in a row
+ * A buffer past `alwaysKeptBytes` is let go after this many encodes in a row
  * that used under an eighth of it, so that one burst of large messages does
- * not pin it for the life of the process.
+ * not pin it for the life of the process (an idle process keeps it until
+ * then: at most `maxKeptBytes` per writer class, in practice one).
  */
 export const shrinkAfter = 64
 
@@ -199,7 +200,7 @@ export const serializer = (messageType: Encoder, options?: SerializerOptions): (
       type.encode(message, writer)
       const length = writer.pos
       const buffer = writer.buffer
-      if (buffer.byteLength > keepBytes) {
+      if (buffer.byteLength > maxKeptBytes) {
         entry.writer = new entry.make()
         entry.slack = 0
         return Buffer.from(buffer.buffer, buffer.byteOffset, length)
@@ -211,7 +212,7 @@ export const serializer = (messageType: Encoder, options?: SerializerOptions): (
         out.set(buffer.subarray(0, length))
       }
       writer.pos = 0
-      if (buffer.byteLength > handOverBytes) {
+      if (buffer.byteLength > alwaysKeptBytes) {
         if (length * 8 >= buffer.byteLength) entry.slack = 0
         else if (++entry.slack >= shrinkAfter) {
           entry.writer = new entry.make()
