@@ -8,11 +8,12 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import { Effect, Exit } from "effect"
-import * as GrpcError from "../../GrpcError.js"
+import { Effect } from "effect"
+import type * as GrpcError from "../../GrpcError.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, channelClosed, observe, prepareIn } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { responseExit } from "./singleResponse.js"
 
 export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
 (request: Req, options?: CallOptions): Effect.Effect<Res, GrpcError.GrpcError> =>
@@ -36,13 +37,7 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
       observe(call, options)
       // Completing on 'status' rather than in the callback means the
       // trailers (and `onTrailers`) have been seen when the caller resumes.
-      call.on("status", (status: grpc.StatusObject) =>
-        resume(
-          status.code === 0
-            // grpc-js boundary: an OK status means its callback delivered the response.
-            ? Exit.succeed(response as Res)
-            : Exit.fail(GrpcError.fromStatus(status))
-        ))
+      call.on("status", (status: grpc.StatusObject) => resume(responseExit(status, response)))
       return Effect.sync(() => cancelOnWire(call))
     })
   })
