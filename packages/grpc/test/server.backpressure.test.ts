@@ -134,9 +134,10 @@ describe("GrpcServer: writing a chunk of responses from grpc-js's 'drain' events
           // One chunk of 100,000: far more than grpc-js and HTTP/2 hold.
           return Stream.fromIterable(Array.from({ length: 100_000 }, (_, i) => ({ message: String(i) }))).pipe(
             Stream.ensuring(Effect.suspend(() => {
-              const seen = { drainListeners: call.listenerCount("drain"), written }
-              // Anything written after the interrupt would show up here.
-              return Effect.andThen(Effect.yieldNow, Deferred.succeed(after, { ...seen, written: Math.max(seen.written, written) }))
+              const drainListeners = call.listenerCount("drain")
+              // `written` is read after a yield: anything written after the
+              // interrupt would show up in it.
+              return Effect.andThen(Effect.yieldNow, Effect.suspend(() => Deferred.succeed(after, { drainListeners, written })))
             }))
           )
         }
