@@ -131,6 +131,13 @@ export interface ChannelOptions {
    * if the server does it (grpc-js servers never do).
    */
   readonly compression?: Compression | undefined
+  /**
+   * grpc-js's channelz bookkeeping for this channel (its calls, subchannels
+   * and per-connection message counts with timestamps). Default `false`, as
+   * on `GrpcServer` (whose `channelz` option says why and how to read it).
+   * Set, it wins over `grpc.enable_channelz` in `channelOptions`.
+   */
+  readonly channelz?: boolean | undefined
 }
 
 /** The clients a channel opened for per-call compression, closed with it. */
@@ -143,7 +150,12 @@ const siblingsOf = new WeakMap<grpc.Client, ReadonlyMap<Compression, grpc.Client
  * streams of small messages (RetryingCall.clearSentMessages in grpc-js 1.14).
  * A smaller buffer keeps writes tied to flow control. A caller's own value wins.
  */
-const defaultChannelOptions: grpc.ChannelOptions = { "grpc.per_rpc_retry_buffer_size": 64 * 1024 }
+const defaultChannelOptions: grpc.ChannelOptions = {
+  "grpc.per_rpc_retry_buffer_size": 64 * 1024,
+  // Off unless asked for (the `channelz` option): grpc-js would otherwise
+  // count and timestamp every call and message of the channel.
+  "grpc.enable_channelz": 0
+}
 
 /**
  * Opens a channel in the current Scope. Calls started after the Scope closed
@@ -180,6 +192,7 @@ export function makeChannel(
   return Effect.acquireRelease(
     Effect.suspend(() => {
       const channelOptions: grpc.ChannelOptions = { ...defaultChannelOptions, ...options?.channelOptions }
+      if (options?.channelz !== undefined) channelOptions["grpc.enable_channelz"] = options.channelz ? 1 : 0
       if (options?.compression !== undefined) {
         channelOptions["grpc.default_compression_algorithm"] = grpc.compressionAlgorithms[options.compression]
       }

@@ -137,6 +137,19 @@ export interface Options {
   /** Any other grpc-js server option (compression, ...); the typed options above and below win over it. */
   readonly serverOptions?: grpc.ServerOptions | undefined
   /**
+   * grpc-js's channelz bookkeeping for this server: its calls, connections
+   * and per-connection message counts with timestamps, which a channelz
+   * client reads. Default `false`: grpc-js keeps it on by default and pays
+   * for it on every call and every message (a `Date.now()` and counters per
+   * message received or sent, about 5% of the server's CPU per streamed
+   * 64-byte message; see README "Benchmarks"), and nothing in fiber-grpc
+   * reads it. Turn it on to inspect the server with channelz: serve
+   * `grpc.getChannelzServiceDefinition()` with `grpc.getChannelzHandlers()`
+   * from a plain grpc-js server in the same process (channelz is
+   * process-wide). Set, it wins over `grpc.enable_channelz` in `serverOptions`.
+   */
+  readonly channelz?: boolean | undefined
+  /**
    * Middleware around every call of every service on this server, outermost
    * first, outside each service's own (see GrpcMiddleware). Server-wide
    * middleware cannot provide services to handlers; per-service middleware can.
@@ -304,8 +317,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     ...connection.defaults,
     "grpc.max_send_message_length": defaults.maxSendMessageLength,
     "grpc.max_concurrent_streams": defaults.maxConcurrentStreams,
+    "grpc.enable_channelz": 0,
     ...options.serverOptions,
     ...connection.explicit,
+    ...(options.channelz === undefined ? {} : { "grpc.enable_channelz": options.channelz ? 1 : 0 }),
     ...(options.maxReceiveMessageLength === undefined ? {} : { "grpc.max_receive_message_length": options.maxReceiveMessageLength }),
     ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength }),
     ...(options.maxConcurrentStreams === undefined ? {} : { "grpc.max_concurrent_streams": options.maxConcurrentStreams })
