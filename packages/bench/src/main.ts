@@ -85,17 +85,18 @@ settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
 
 // --------------------------------------------------------------------- sides
 /** The sides of a comparison; `control` is a second proto-loader side. */
-type Side = "protoloader" | "control" | "framework" | "raw" | "nice" | "tracing"
+type Side = "protoloader" | "control" | "framework" | "raw" | "nice" | "tracing" | "channelz"
 const sideLabel: Record<Side, string> = {
   protoloader: "grpc-js + proto-loader",
   control: "grpc-js + proto-loader (control)",
   framework: "fiber-grpc",
   raw: "grpc-js + ts-proto",
   nice: "nice-grpc",
-  tracing: "fiber-grpc --tracing"
+  tracing: "fiber-grpc --tracing",
+  channelz: "fiber-grpc --channelz"
 }
 const implOf = (side: Side) =>
-  side === "control" ? "protoloader" : side === "tracing" ? "framework" : side
+  side === "control" ? "protoloader" : side === "tracing" || side === "channelz" ? "framework" : side
 /** Rotated each round and reversed every other round, so no side always runs first or last. */
 const orderOf = <A>(sides: ReadonlyArray<A>, round: number): ReadonlyArray<A> => {
   const k = round % sides.length
@@ -147,7 +148,7 @@ const isFin = (b: unknown): b is Fin => typeof b === "object" && b !== null && "
 type Server = Proc & { readonly port: number }
 const startServer = async (
   impl: string,
-  options: { mode?: string; next?: number; tracing?: boolean; onFin?: (f: Fin) => void } = {}
+  options: { mode?: string; next?: number; tracing?: boolean; channelz?: boolean; onFin?: (f: Fin) => void } = {}
 ): Promise<Server> => {
   const proc = start(
     "serverProcess.ts",
@@ -155,7 +156,8 @@ const startServer = async (
       "--impl", impl,
       "--mode", options.mode ?? "echo",
       ...(options.next === undefined ? [] : ["--next", String(options.next)]),
-      ...(options.tracing ? ["--tracing"] : [])
+      ...(options.tracing ? ["--tracing"] : []),
+      ...(options.channelz ? ["--channelz"] : [])
     ],
     undefined,
     (b) => isFin(b) && options.onFin?.(b)
@@ -328,20 +330,30 @@ const generationRounds = (generation: number) => {
   return Array.from({ length: Math.max(0, Math.min(per, settings.rounds - generation * per)) }, (_, i) => generation * per + i)
 }
 
+/**
+ * The framework with one option changed, measured on these rows only (next
+ * to every other side, in the same rounds): tracing on, and channelz on
+ * (grpc-js's default; off in fiber-grpc's).
+ */
+const probeRows: ReadonlyArray<readonly [Side, ReadonlyArray<string>]> = [
+  ["tracing", ["unary 64 B"]],
+  ["channelz", ["unary 64 B", `bidi ${streamed}×64 B`]]
+]
+
 const compareServers = async () => {
   const sides = (["protoloader", "control", "framework", "raw", "nice"] as Array<Side>).filter(keepSide)
   tracingAvailable = await frameworkHasTracing() && keepSide("tracing")
+  const probes = probeRows.filter(([side]) => side === "tracing" ? tracingAvailable : keepSide(side))
   /** Requests per measured run, per scenario, carried from round to round (see below). */
   const sized = new Map<string, number>()
   for (let generation = 0; generation < settings.generations; generation++) {
     const servers = new Map<Side, Server>()
-    for (const side of [...sides, ...(tracingAvailable ? ["tracing" as const] : [])]) {
-      servers.set(side, await startServer(implOf(side), { tracing: side === "tracing" }))
+    for (const side of [...sides, ...probes.map(([side]) => side)]) {
+      servers.set(side, await startServer(implOf(side), { tracing: side === "tracing", channelz: side === "channelz" }))
     }
     for (const scenario of serverScenarios.filter((s) => keepRow(s.name))) {
       const file = bodyFile(scenario)
-      const withTracing = tracingAvailable && scenario.name === "unary 64 B"
-      const scenarioSides: Array<Side> = withTracing ? [...sides, "tracing"] : sides
+      const scenarioSides: Array<Side> = [...sides, ...probes.filter(([, rows]) => rows.includes(scenario.name)).map(([side]) => side)]
       // Warm every server up (JIT) and size the measured run from the baseline's rate.
       let requests = 0
       for (const side of scenarioSides) {
@@ -631,6 +643,22 @@ const render = (elapsed: number): string => {
     line("| scenario | fiber-grpc µs/call | fiber-grpc --tracing µs/call | tracing / off |")
     line("| --- | --: | --: | --: |")
     line(`| unary 64 B | ${fmt(cpuFigure(tracingSamples, "unary 64 B", "framework"), 2)} | ${fmt(cpuFigure(tracingSamples, "unary 64 B", "tracing"), 2)} | ${showRatio(xs)} |`)
+  }
+  line()
+  line("### channelz on vs off (server CPU, h2load)")
+  line()
+  line("fiber-grpc turns grpc-js's channelz bookkeeping off unless asked for (`channelz: true`); grpc-js has it on by default, and so do the plain grpc-js, proto-loader and nice-grpc servers above. `fiber-grpc --channelz` is the framework with it on, in the same rounds: the like-for-like comparison with proto-loader.")
+  line()
+  const channelzRows = probeRows.find(([side]) => side === "channelz")![1].filter((row) => serverSamples.get(row)?.channelz !== undefined)
+  if (channelzRows.length === 0) {
+    line("Not measured in this run.")
+  } else {
+    line("| scenario | proto-loader µs/op | fiber-grpc | fiber-grpc --channelz | --channelz / proto-loader | fiber-grpc / --channelz |")
+    line("| --- | --: | --: | --: | --: | --: |")
+    for (const row of channelzRows) {
+      const cpu = (side: Side) => fmt(cpuFigure(serverSamples, row, side), 2)
+      line(`| ${row} | ${cpu("protoloader")} | ${cpu("framework")} | ${cpu("channelz")} | ${showRatio(ratio(serverSamples, row, "channelz"))} | ${showRatio(ratio(serverSamples, row, "framework", "channelz"))} |`)
+    }
   }
   line()
   line("### The codec alone (ns per message, one process, no I/O)")

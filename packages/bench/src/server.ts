@@ -8,6 +8,8 @@
  *   (native, non-exporting) tracer: the cost of tracing with no exporter.
  * - `--middleware`: one pass-through GrpcMiddleware: the cost of the
  *   middleware seam itself (lazy request decoding, message counters).
+ * - `--channelz`: grpc-js's channelz bookkeeping on (`channelz: true`;
+ *   grpc-js's default, off in fiber-grpc's), as a plain grpc-js server has it.
  * - `--interceptor`: a pass-through grpc-js server interceptor with a
  *   metadata-phase listener (`serverOptions.interceptors`): what rejecting
  *   calls from grpc-js's metadata phase would cost on every call.
@@ -47,6 +49,7 @@ Layer.mergeAll(GrpcServer.serve(EchoDefinition, frameworkEcho), GrpcServer.layer
     port,
     gracePeriod: "1 second",
     middleware,
+    channelz: flag("channelz"),
     ...(flag("interceptor") ? { serverOptions: { interceptors: [metadataPhase] } } : {})
   })),
   GrpcServer.runMain

@@ -1,7 +1,7 @@
 /**
  * A benchmark server in its own process, driven by the orchestrator over IPC.
  *
- *   serverProcess.ts --impl framework|raw|protoloader|nice|rawcodec --mode echo|cancel [--next <port>] [--tracing]
+ *   serverProcess.ts --impl framework|raw|protoloader|nice|rawcodec --mode echo|cancel [--next <port>] [--tracing] [--channelz]
  *
  * - `--impl`: the framework; plain grpc-js with ts-proto's codecs (`raw`) or
  *   with @grpc/proto-loader's (`protoloader`); nice-grpc on the same ts-proto
@@ -17,6 +17,8 @@
  *
  * `--tracing` (framework only) serves every call through GrpcTracing.server
  * with Effect's default native tracer (no exporter): the tracing-on row.
+ * `--channelz` (framework only) turns grpc-js's channelz on (`channelz: true`,
+ * grpc-js's own default; fiber-grpc's is off).
  *
  * IPC requests: `cpu` (process.cpuUsage, µs), `stats` (after GC: heap, RSS,
  * active handles, live handler fibers), `{ profile: "start" | <file> }`
@@ -166,7 +168,8 @@ const runFramework = () => {
         host: "127.0.0.1",
         port: 0,
         gracePeriod: "1 second",
-        middleware: process.argv.includes("--tracing") ? [GrpcTracing.server] : []
+        middleware: process.argv.includes("--tracing") ? [GrpcTracing.server] : [],
+        channelz: process.argv.includes("--channelz")
       }))
     ))
   ))
