@@ -241,3 +241,87 @@ describe("GrpcClient: interruption cancels on the wire, as a plain grpc-js serve
       yield* Deferred.await(cancelled)
     }))
 })
+
+describe("GrpcClient: grpc-js's caller stack", () => {
+  /**
+   * Replaces the global `Error` while `body` runs, recording the stack limit
+   * in force for each `new Error(...)` made through the global (as grpc-js's
+   * `new Error()` is).
+   */
+  const recordingErrors = <A, E, R>(body: (limits: Array<number>) => Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const Original = globalThis.Error
+        const limits: Array<number> = []
+        globalThis.Error = class extends Original {
+          // V8 reads the limit from the original Error, so the subclass
+          // forwards it (as GrpcClient sets it through the global).
+          static override get stackTraceLimit() {
+            return Original.stackTraceLimit
+          }
+          static override set stackTraceLimit(limit: number) {
+            Original.stackTraceLimit = limit
+          }
+          constructor(message?: string, options?: ErrorOptions) {
+            limits.push(Original.stackTraceLimit)
+            super(message, options)
+          }
+        } as ErrorConstructor
+        return { Original, limits }
+      }),
+      ({ limits }) => body(limits),
+      ({ Original }) => Effect.sync(() => (globalThis.Error = Original))
+    )
+
+  it.effect("plain grpc-js captures the caller's stack on every unary call, for an error it only builds on failure", () =>
+    Effect.gen(function*() {
+      const { port } = yield* rawServer({ unaryEcho: (_call, callback) => callback({ code: grpc.status.NOT_FOUND, details: "no" }) })
+      const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+      const path = "/grpc.examples.echo.Echo/UnaryEcho"
+      const identity = (b: Buffer) => b
+      const started = yield* recordingErrors((limits) =>
+        Effect.sync(() => {
+          const startUnaryCallHere = () =>
+            new Promise<grpc.ServiceError>((resolve) =>
+              client.makeUnaryRequest(path, identity, identity, Buffer.alloc(0), (error) => resolve(error!))
+            )
+          const pending = startUnaryCallHere()
+          return { limits: [...limits], pending }
+        })
+      )
+      // One Error, with the usual stack limit, made as the call started.
+      assert.deepStrictEqual(started.limits, [Error.stackTraceLimit])
+      const error = yield* Effect.promise(() => started.pending)
+      assert.strictEqual(error.code, grpc.status.NOT_FOUND)
+      assert.include(error.stack, "for call at")
+      assert.include(error.stack, "startUnaryCallHere")
+    }))
+
+  it.effect("GrpcClient starts unary and client-streaming calls without it, and leaves Error.stackTraceLimit as it was", () =>
+    Effect.gen(function*() {
+      const { port } = yield* rawServer({
+        unaryEcho: (call, callback) => callback(null, { message: call.request.message }),
+        clientStreamingEcho: (call, callback) => {
+          call.on("data", () => {})
+          call.on("end", () => callback({ code: grpc.status.NOT_FOUND, details: "none here" }))
+        }
+      })
+      const echo = yield* echoClient(port)
+      const limit = Error.stackTraceLimit
+      yield* recordingErrors((limits) =>
+        Effect.gen(function*() {
+          assert.deepStrictEqual(yield* echo.unaryEcho({ message: "a" }), { message: "a" })
+          assert.strictEqual(Error.stackTraceLimit, limit)
+          const error = yield* Effect.flip(echo.clientStreamingEcho(Stream.make({ message: "b" })))
+          assert.strictEqual(error.code, GrpcError.Status.NOT_FOUND)
+          assert.strictEqual(error.message, "none here")
+          assert.strictEqual(Error.stackTraceLimit, limit)
+          // grpc-js's two caller-stack Errors were made with no stack to
+          // capture (the others are the failed call's own error, built by
+          // grpc-js and GrpcError once its status arrived).
+          assert.strictEqual(limits.filter((l) => l === 0).length, 2)
+        })
+      )
+    }))
+})

@@ -9,6 +9,7 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Deferred, Effect, Fiber, type Stream } from "effect"
 import * as GrpcError from "../../GrpcError.js"
+import { withoutCallerStack } from "./callerStack.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
@@ -21,13 +22,15 @@ export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
     const prepared = yield* prepare(channel, options)
     const response = yield* Deferred.make<Res, GrpcError.GrpcError>()
     const single = singleResponse<Res>((exit) => Deferred.doneUnsafe(response, exit))
-    const call = channel.makeClientStreamRequest(
-      method.path,
-      method.serialize,
-      method.deserialize,
-      prepared.metadata,
-      prepared.options,
-      single.callback
+    const call = withoutCallerStack(() =>
+      channel.makeClientStreamRequest(
+        method.path,
+        method.serialize,
+        method.deserialize,
+        prepared.metadata,
+        prepared.options,
+        single.callback
+      )
     )
     observe(call, options)
     call.on("status", single.onStatus)

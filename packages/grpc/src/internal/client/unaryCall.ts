@@ -10,6 +10,7 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Effect } from "effect"
 import type * as GrpcError from "../../GrpcError.js"
+import { withoutCallerStack } from "./callerStack.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, channelClosed, observe, prepareIn } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
@@ -22,17 +23,19 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
     if (prepared === undefined) return channelClosed
     return Effect.callback<Res, GrpcError.GrpcError>((resume) => {
       let response: Res | undefined
-      const call = channel.makeUnaryRequest(
-        method.path,
-        method.serialize,
-        method.deserialize,
-        request,
-        prepared.metadata,
-        prepared.options,
-        // grpc-js calls back with the message just before it emits 'status'.
-        (_error, value) => {
-          response = value
-        }
+      const call = withoutCallerStack(() =>
+        channel.makeUnaryRequest(
+          method.path,
+          method.serialize,
+          method.deserialize,
+          request,
+          prepared.metadata,
+          prepared.options,
+          // grpc-js calls back with the message just before it emits 'status'.
+          (_error, value) => {
+            response = value
+          }
+        )
       )
       observe(call, options)
       // Completing on 'status' rather than in the callback means the
