@@ -143,10 +143,11 @@ export interface Options {
    * for it on every call and every message (a `Date.now()` and counters per
    * message received or sent: about 6% of the server's CPU per received
    * 64-byte message, measured in README "Where the streaming overhead
-   * went"), and nothing in fiber-grpc reads it. Turn it on to inspect the server with channelz: serve
-   * `grpc.getChannelzServiceDefinition()` with `grpc.getChannelzHandlers()`
-   * from a plain grpc-js server in the same process (channelz is
-   * process-wide). Set, it wins over `grpc.enable_channelz` in `serverOptions`.
+   * went"), and nothing in fiber-grpc reads it. Turn it on to inspect the
+   * server with channelz: serve `grpc.getChannelzServiceDefinition()` with
+   * `grpc.getChannelzHandlers()` from a plain grpc-js server in the same
+   * process (channelz is process-wide). Set, it wins over
+   * `grpc.enable_channelz` in `serverOptions`.
    */
   readonly channelz?: boolean | undefined
   /**
