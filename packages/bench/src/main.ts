@@ -649,7 +649,7 @@ const render = (elapsed: number): string => {
   line()
   line("fiber-grpc turns grpc-js's channelz bookkeeping off unless asked for (`channelz: true`); grpc-js has it on by default, and so do the plain grpc-js, proto-loader and nice-grpc servers above. `fiber-grpc --channelz` is the framework with it on, in the same rounds: the like-for-like comparison with proto-loader.")
   line()
-  const channelzRows = probeRows.find(([side]) => side === "channelz")![1].filter((row) => serverSamples.get(row)?.channelz !== undefined)
+  const channelzRows = serverScenarios.map((s) => s.name).filter((row) => serverSamples.get(row)?.channelz !== undefined)
   if (channelzRows.length === 0) {
     line("Not measured in this run.")
   } else {
