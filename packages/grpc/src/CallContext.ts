@@ -73,7 +73,12 @@ export class CallContext extends Context.Service<CallContext, {
   readonly sendHeaders: (headers: grpc.Metadata) => Effect.Effect<void>
   /** Adds trailers to the final status, whether the handler succeeds or fails. */
   readonly setTrailers: (trailers: grpc.Metadata) => Effect.Effect<void>
-  /** The underlying grpc-js call, for what this API does not cover (auth context, flow-control counters). */
+  /**
+   * The underlying grpc-js call, for what this API does not cover (auth
+   * context, flow-control counters). Request messages come only through the
+   * handler's request Stream: the adapter takes them from the call as grpc-js
+   * delivers them (its `push`), so reading the call as a Readable gets none.
+   */
   readonly call: ServerCall
 }>()("@fiber-grpc/grpc/CallContext") {}
 
