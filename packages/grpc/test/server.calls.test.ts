@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Stream } from "effect"
+import { connect, echoFrame, echoStream } from "./h2.js"
 import { collect, clientStreamingCall, startEcho, unaryCall } from "./helpers.js"
 
 describe("GrpcServer: the four call kinds succeed over HTTP/2", () => {
@@ -62,6 +63,7 @@ describe("GrpcServer: the four call kinds succeed over HTTP/2", () => {
           Effect.gen(function*() {
             const first = yield* Stream.runCollect(Stream.take(requests, 1))
             const rest = yield* Stream.runCollect(requests)
+            console.log("FIRST", first.length, "REST", rest.length)
             return { message: [...first, ...rest].map((r) => r.message).join(",") }
           })
       })
@@ -79,6 +81,31 @@ describe("GrpcServer: the four call kinds succeed over HTTP/2", () => {
       const from = messages.indexOf(seen[1]!)
       assert.isAbove(from, 0)
       assert.deepStrictEqual(seen.slice(1), messages.slice(from))
+    }))
+
+  it.effect("client streaming: a second run of the request Stream starts right after the last chunk the first one took", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<Array<string>>()
+      const { server } = yield* startEcho({
+        clientStreamingEcho: (requests) =>
+          Effect.gen(function*() {
+            // The first run takes exactly one chunk, and stops.
+            let first: ReadonlyArray<{ message: string }> = []
+            yield* Stream.runForEachArray(requests, (chunk) => {
+              first = chunk
+              return Effect.fail("stop" as const)
+            }).pipe(Effect.catch(() => Effect.void))
+            const rest = yield* Stream.runCollect(requests)
+            yield* Deferred.succeed(seen, [...first, ...rest].map((r) => r.message))
+            return { message: "done" }
+          })
+      })
+      // 200 messages in one write, so that they arrive together and the
+      // server has asked for more (16 ahead) by the time the first run stops.
+      const messages = Array.from({ length: 200 }, (_, i) => String(i))
+      const session = yield* connect(server.port)
+      echoStream(session, "ClientStreamingEcho").end(Buffer.concat(messages.map(echoFrame)))
+      assert.deepStrictEqual(yield* Deferred.await(seen), messages)
     }))
 
   it.effect("bidi", () =>

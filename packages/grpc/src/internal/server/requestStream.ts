@@ -38,8 +38,12 @@ const pullLimit = 64
 type RequestCall<Req> = grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>
 type Pulled<Req> = Effect.Effect<Arr.NonEmptyReadonlyArray<Req>, GrpcError.GrpcError | Cause.Done>
 
+/**
+ * One reader per call, shared by every run of the Stream: a second run (after
+ * a `Stream.take`, say) goes on with the messages the first one had asked for.
+ */
 export const requestStream = <Req>(call: RequestCall<Req>): Stream.Stream<Req, GrpcError.GrpcError> =>
-  Stream.fromPull(Effect.sync(() => new RequestReader(call).pull))
+  Stream.fromPull(Effect.succeed(new RequestReader(call).pull))
 
 class RequestReader<Req> {
   private buffer: Array<Req> = []
