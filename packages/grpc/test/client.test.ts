@@ -325,3 +325,44 @@ describe("GrpcClient: grpc-js's caller stack", () => {
       )
     }))
 })
+
+describe("GrpcClient: a response Stream read slowly holds the server back", () => {
+  it.effect("a plain grpc-js server's writes wait for 'drain'; the messages in flight stay bounded", () =>
+    Effect.gen(function*() {
+      const N = 3000
+      let written = 0
+      let consumed = 0
+      let maxInFlight = 0
+      let serverWaits = 0
+      const { port } = yield* rawServer({
+        serverStreamingEcho: (call) => {
+          const payload = { message: "x".repeat(1024) }
+          const pump = () => {
+            while (written < N) {
+              written++
+              maxInFlight = Math.max(maxInFlight, written - consumed)
+              if (!call.write(payload)) {
+                serverWaits++
+                call.once("drain", pump)
+                return
+              }
+            }
+            call.end()
+          }
+          pump()
+        }
+      })
+      const echo = yield* echoClient(port)
+      const count = yield* echo.serverStreamingEcho({ message: "go" }).pipe(
+        // slow: each message costs trips through the scheduler, which let
+        // grpc-js and HTTP/2 run in between
+        Stream.mapEffect(() => Effect.map(Effect.andThen(Effect.yieldNow, Effect.yieldNow), () => consumed++)),
+        Stream.runCount
+      )
+      assert.strictEqual(count, N)
+      assert.isAbove(serverWaits, 0, "the server was held back")
+      // HTTP/2's windows (64 KiB per stream by default) and the client's 16
+      // messages asked for ahead: about 100 messages of 1 KiB.
+      assert.isAtMost(maxInFlight, 400)
+    }))
+})

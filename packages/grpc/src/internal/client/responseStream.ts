@@ -1,12 +1,19 @@
 /**
  * The response Stream of a server-streaming or bidi client call.
  *
- * grpc-js's client call is an object-mode Readable. Messages are taken into a
- * small buffer; when it fills, the call is paused (grpc-js then stops reading
- * from HTTP/2 and flow control holds the server back) and resumed when the
- * consumer pulls again. The Stream ends once grpc-js has delivered every
- * message (`'end'`) and the status (`'status'`); a non-OK status fails it
- * with a `GrpcError` after the messages that preceded it.
+ * grpc-js's client call is an object-mode Readable fed the Readable way: each
+ * `_read()` asks the call for one message (`startRead`), grpc-js answers with
+ * `push(message)`, and `push(null)` comes before the status. As on the server
+ * (internal/server/requestStream.ts), the adapter owns the call and takes
+ * that protocol over: `push` on the call object appends to this Stream's
+ * buffer, and the Stream asks with `_read()` while it holds fewer than 16
+ * messages, so that grpc-js stops reading from HTTP/2 and flow control holds
+ * the server back when the consumer falls behind. Node's Readable machinery
+ * (`'data'`, and a `process.nextTick` and `read(0)` per message in flowing
+ * mode) is off the per-message path. The Stream ends once grpc-js has
+ * delivered every message (`push(null)`) and the status (`'status'`); a
+ * non-OK status fails it with a `GrpcError` after the messages that preceded
+ * it.
  *
  * A waiting consumer is woken from a microtask, at most once however many
  * `'data'` events come before it runs. In grpc-js 1.14 that is usually one
@@ -32,9 +39,10 @@ import { cancelOnWire } from "./cancel.js"
 
 const highWaterMark = 16
 
+/** grpc-js's client call as this Stream reads it: the Readable protocol, events and `cancel`. */
 export interface ReadableCall extends NodeJS.EventEmitter {
-  pause(): unknown
-  resume(): unknown
+  push(chunk: unknown): boolean
+  _read(size: number): void
   cancel(): void
 }
 
@@ -47,7 +55,8 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
   Stream.fromChannel(Channel.fromTransform((_, scope) =>
     Effect.flatMap(start, (call) => {
       let buffer: Array<A> = []
-      let paused = false
+      // A `_read()` grpc-js has not answered yet (it answers each with one `push`).
+      let asked = false
       let ended = false
       let status: grpc.StatusObject | undefined
       let failure: Cause.Cause<E> | undefined
@@ -66,18 +75,27 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
           queueMicrotask(wake)
         }
       }
-      call.on("data", (message: A) => {
-        buffer.push(message)
-        if (buffer.length >= highWaterMark && !paused) {
-          paused = true
-          call.pause()
+      const ask = () => {
+        if (!asked && !ended && buffer.length < highWaterMark) {
+          asked = true
+          call._read(1)
+        }
+      }
+      // `push` is Node's Readable method, which grpc-js calls on this object
+      // for every message and at the end; replacing it on the instance is how
+      // this Stream receives them.
+      call.push = (message: A | null) => {
+        asked = false
+        if (message === null) ended = true
+        else {
+          buffer.push(message)
+          ask()
         }
         notify()
-      })
-      call.on("end", () => {
-        ended = true
-        notify()
-      })
+        return true
+      }
+      // Reading starts at once, as a Readable with a 'data' listener would.
+      ask()
       call.on("status", (s: grpc.StatusObject) => {
         status = s
         notify()
@@ -92,10 +110,7 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
           // Non-empty: checked just above; the array type cannot say so.
           const chunk = buffer as unknown as Chunk<A>
           buffer = []
-          if (paused) {
-            paused = false
-            call.resume()
-          }
+          ask()
           return Effect.succeed(chunk)
         }
         if (status !== undefined && ended) {
