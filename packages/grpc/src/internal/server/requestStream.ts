@@ -16,9 +16,10 @@
  * buffer, a `'readable'` event, a `read()` per message, `process.nextTick`s
  * per refill) and a Stream adapter over it are off the per-message path, and
  * a call sets up one small object instead of `finished()` listeners and a
- * Scope. Same-process A/B against proto-loader (README "Where the streaming
- * overhead went"): 0.98× instead of 1.12× per client-streamed message, 1.12×
- * instead of 1.72× per client-streaming call of one message.
+ * Scope. Against proto-loader (README "Where the streaming overhead went"),
+ * per client-streamed message: 0.94-0.98× instead of 1.12× from h2load,
+ * 0.93-0.98× instead of 1.31× from grpc-js clients; per client-streaming
+ * call of one message, 1.12× instead of 1.72×.
  *
  * `requestStream.test.ts` pins the grpc-js side: nothing pushed unasked, at
  * most one message per `_read()`, in order, then `push(null)`.
@@ -75,13 +76,17 @@ class RequestReader<Req> {
     if (this.waiting === undefined) {
       this.fill(readAhead)
     } else {
-      // grpc-js decodes each message of a DATA frame after a microtask of
-      // its own: waking the pull on the next tick, once those have run,
-      // hands it every message of the frame in one chunk instead of one.
+      // Keep asking, and wake the pull from `setImmediate`: by then every
+      // message of this turn of the event loop is in. grpc-js decodes each
+      // message after a microtask of its own, and its own client sends each
+      // message in a DATA frame of its own, so a pull woken at once got one
+      // message (1.35-1.40x proto-loader per message under h2load); from
+      // process.nextTick, the messages of one DATA frame (0.94-0.98x under
+      // h2load, but 1.19x from grpc-js clients, against 0.93-0.98x now).
       this.fill(pullLimit)
       if (!this.wakeScheduled) {
         this.wakeScheduled = true
-        process.nextTick(this.wake)
+        setImmediate(this.wake)
       }
     }
     return true
