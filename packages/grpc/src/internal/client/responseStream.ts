@@ -16,7 +16,7 @@
  * it.
  *
  * A waiting consumer is woken from a microtask, at most once however many
- * `'data'` events come before it runs. In grpc-js 1.14 that is usually one
+ * messages are pushed before it runs. In grpc-js 1.14 that is usually one
  * message: its client passes each received message through a promise (the
  * filter stack's `receiveMessage`, in resolving-call.js) and reads the next
  * one only after that, so a consumer that keeps up is resumed once per
