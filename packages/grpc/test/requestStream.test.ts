@@ -8,9 +8,9 @@ import { clientStreamingCall, rawClient, rawServer, startEcho } from "./helpers.
 
 /**
  * The server's request Stream takes over grpc-js's Readable protocol for the
- * calls it owns (internal/server/requestStream.ts): it replaces `push` on the
- * call and asks for messages with `_read()`. These tests pin what it relies
- * on in grpc-js, and what it does at the edges of a call.
+ * calls it owns (internal/callReader.ts): it replaces `push` on the call and
+ * asks for messages with `_read()`. These tests pin what it relies on in
+ * grpc-js, and what it does at the edges of a call.
  */
 describe("grpc-js's server call, read through push and _read", () => {
   it.effect("pushes nothing unasked, at most one message per _read(), in order, then push(null)", () =>
