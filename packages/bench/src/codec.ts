@@ -38,7 +38,7 @@ export interface CodecRow {
 
 const quick = process.argv.includes("--quick")
 const rounds = quick ? 3 : 7
-const windowMs = quick ? 40 : 120
+const windowMs = quick ? 40 : 80
 
 /** ns per call of `f`, over at least `windowMs` (after a short warm-up). */
 const time = (f: () => unknown): number => {

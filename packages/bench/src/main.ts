@@ -34,7 +34,7 @@ const only = (() => {
   return i >= 0 ? new Set(process.argv[i + 1]?.split(",")) : undefined
 })()
 const runs = (section: "codec" | "server" | "client" | "cancel" | "soak") => only === undefined || only.has(section)
-/** Development flags (a run with any of them writes nothing): `--rows a,b` (rows whose name starts so), `--sides framework,...` (besides proto-loader and control), `--rounds N`, `--window S`. */
+/** Development flags (a run with any of them writes nothing): `--rows a,b` (rows whose name starts so), `--sides framework,...` (besides proto-loader and control), `--rounds N`, `--generations N`, `--window S`. */
 const listArg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? process.argv[i + 1]?.split(",") : undefined
@@ -46,7 +46,7 @@ const numberArg = (name: string) => {
 const rowFilter = listArg("rows")
 const sideFilter = listArg("sides")
 const partial = only !== undefined || rowFilter !== undefined || sideFilter !== undefined ||
-  numberArg("rounds") !== undefined || numberArg("window") !== undefined
+  numberArg("rounds") !== undefined || numberArg("window") !== undefined || numberArg("generations") !== undefined
 const keepRow = (name: string) => rowFilter === undefined || rowFilter.some((prefix) => name.startsWith(prefix))
 const keepSide = (side: Side) =>
   side === "protoloader" || side === "control" || sideFilter === undefined || sideFilter.includes(side)
@@ -69,11 +69,18 @@ const settings = quick
     // median over the rounds (see `Ratio`).
     rounds: 12,
     /**
-     * Fresh processes every 3 rounds (see `generationRounds`): two identical
-     * processes can differ by 5-8% for their whole life (JIT decisions, heap
-     * layout), which only more processes per side average out.
+     * Fresh processes every 2 rounds (see `generationRounds`). A process's
+     * speed is set for its whole life, and its luck is shared: in the full
+     * runs of 2026-11 the median ratio of one generation's three rounds
+     * ranged 0.82-1.36 for the same code (server unary), and two
+     * proto-loader processes started together were at times fast or slow
+     * together, so the control row can look calm in a generation whose
+     * baseline was lucky. A ratio's spread falls with the number of
+     * independent processes behind it, not with the number of windows;
+     * 6 generations rather than 4, with the processes of a generation
+     * started (and stopped) in parallel to pay for them.
      */
-    generations: 4,
+    generations: 6,
     windowSeconds: 0.75,
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
@@ -82,6 +89,7 @@ const settings = quick
   }
 settings.rounds = numberArg("rounds") ?? settings.rounds
 settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
+settings.generations = Math.min(settings.rounds, numberArg("generations") ?? settings.generations)
 
 // --------------------------------------------------------------------- sides
 /** The sides of a comparison; `control` is a second proto-loader side. */
@@ -347,10 +355,12 @@ const compareServers = async () => {
   /** Requests per measured run, per scenario, carried from round to round (see below). */
   const sized = new Map<string, number>()
   for (let generation = 0; generation < settings.generations; generation++) {
-    const servers = new Map<Side, Server>()
-    for (const side of [...sides, ...probes.map(([side]) => side)]) {
-      servers.set(side, await startServer(implOf(side), { tracing: side === "tracing", channelz: side === "channelz" }))
-    }
+    const generationSides = [...sides, ...probes.map(([side]) => side)]
+    const servers = new Map<Side, Server>(
+      await Promise.all(generationSides.map(async (side) =>
+        [side, await startServer(implOf(side), { tracing: side === "tracing", channelz: side === "channelz" })] as const
+      ))
+    )
     for (const scenario of serverScenarios.filter((s) => keepRow(s.name))) {
       const file = bodyFile(scenario)
       const scenarioSides: Array<Side> = [...sides, ...probes.filter(([, rows]) => rows.includes(scenario.name)).map(([side]) => side)]
@@ -384,7 +394,7 @@ const compareServers = async () => {
         sized.set(scenario.name, requests)
       }
     }
-    for (const server of servers.values()) await stop(server)
+    await Promise.all([...servers.values()].map(stop))
   }
   if (tracingAvailable) {
     for (const side of ["framework", "tracing"] as const) {
@@ -417,8 +427,9 @@ const compareClients = async () => {
   // One plain grpc-js server (ts-proto codecs) answers every client.
   const server = await startServer("raw")
   for (let generation = 0; generation < settings.generations; generation++) {
-    const loads = new Map<Side, Proc>()
-    for (const side of sides) loads.set(side, await startLoad(implOf(side), server.port))
+    const loads = new Map<Side, Proc>(
+      await Promise.all(sides.map(async (side) => [side, await startLoad(implOf(side), server.port)] as const))
+    )
     for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
       for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
       for (const round of generationRounds(generation)) {
@@ -428,7 +439,7 @@ const compareClients = async () => {
         }
       }
     }
-    for (const load of loads.values()) await stop(load)
+    await Promise.all([...loads.values()].map(stop))
   }
   await stop(server)
 }
