@@ -5,7 +5,9 @@
  * function. How the streaming overhead in README's "Benchmarks" was found.
  *
  * - `server <framework|protoloader|raw|nice|rawcodec> <unary|serverStreaming|clientStreaming|bidi>`:
- *   the server under h2load (as in `pnpm bench`);
+ *   the server under h2load (as in `pnpm bench`); with `--after-unary N`,
+ *   after N unary calls (a full run measures its streaming rows in servers
+ *   that have served the unary rows first, and that history changes them);
  * - `client <framework|protoloader|raw|nice> <kind>`: the client driving a
  *   plain grpc-js server.
  *
@@ -22,12 +24,15 @@ import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { childEndpoint, connect, type Peer } from "./ipc.js"
 import type { Scenario, Task, TimedResult } from "./load.js"
 
-const [side, impl, kind = "serverStreaming", secondsArg = "5"] = process.argv.slice(2)
+const afterUnaryAt = process.argv.indexOf("--after-unary")
+const afterUnary = afterUnaryAt >= 0 ? Number(process.argv[afterUnaryAt + 1]) : 0
+const positional = afterUnaryAt >= 0 ? process.argv.slice(2).filter((_, i) => i + 2 !== afterUnaryAt && i + 2 !== afterUnaryAt + 1) : process.argv.slice(2)
+const [side, impl, kind = "serverStreaming", secondsArg = "5"] = positional
 const seconds = Number(secondsArg)
 const kinds = ["unary", "serverStreaming", "clientStreaming", "bidi"] as const
 type Kind = (typeof kinds)[number]
 if ((side !== "server" && side !== "client") || impl === undefined || !kinds.includes(kind as Kind)) {
-  console.error("usage: profile.ts server|client <impl> unary|serverStreaming|clientStreaming|bidi [seconds]")
+  console.error("usage: profile.ts server|client <impl> unary|serverStreaming|clientStreaming|bidi [seconds] [--after-unary N]")
   process.exit(2)
 }
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -71,6 +76,15 @@ const main = async () => {
     const [c, m] = kind === "unary" ? ["4", "16"] : ["2", "2"]
     const h2load = (flag: string, value: string) =>
       execFileSync("h2load", [flag, value, "-c", c, "-m", m, "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", file, `http://127.0.0.1:${port}/grpc.examples.echo.Echo/${method}`], { encoding: "utf8" })
+    if (afterUnary > 0) {
+      const unaryFile = path.join(dir, "unary.bin")
+      const bytes = EchoRequest.encode({ message: "x".repeat(64) }).finish()
+      const frame = Buffer.alloc(5 + bytes.length)
+      frame.writeUInt32BE(bytes.length, 1)
+      frame.set(bytes, 5)
+      fs.writeFileSync(unaryFile, frame)
+      execFileSync("h2load", ["-n", String(afterUnary), "-c", "4", "-m", "16", "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", unaryFile, `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`])
+    }
     h2load("-D", "2")
     await server.peer.request({ profile: "start" })
     const cpu0 = await server.peer.request<number>("cpu")
