@@ -70,8 +70,8 @@ const settings = quick
     // median over the rounds (see `Ratio`).
     rounds: 12,
     /**
-     * Fresh processes every 2 rounds (see `generationRounds`). A process's
-     * speed is set for its whole life, and its luck is shared: in the full
+     * Fresh processes every 2 rounds (see `generationRounds`). Past its
+     * warm-up a process keeps its speed, and its luck is shared: in the full
      * runs of 2026-11 the median ratio of one generation's three rounds
      * ranged 0.82-1.36 for the same code (server unary), and two
      * proto-loader processes started together were at times fast or slow
