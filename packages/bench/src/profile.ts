@@ -24,10 +24,10 @@ import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { childEndpoint, connect, type Peer } from "./ipc.js"
 import type { Scenario, Task, TimedResult } from "./load.js"
 
-const afterUnaryAt = process.argv.indexOf("--after-unary")
-const afterUnary = afterUnaryAt >= 0 ? Number(process.argv[afterUnaryAt + 1]) : 0
-const positional = afterUnaryAt >= 0 ? process.argv.slice(2).filter((_, i) => i + 2 !== afterUnaryAt && i + 2 !== afterUnaryAt + 1) : process.argv.slice(2)
-const [side, impl, kind = "serverStreaming", secondsArg = "5"] = positional
+const args = process.argv.slice(2)
+const afterUnaryAt = args.indexOf("--after-unary")
+const afterUnary = afterUnaryAt >= 0 ? Number(args.splice(afterUnaryAt, 2)[1]) : 0
+const [side, impl, kind = "serverStreaming", secondsArg = "5"] = args
 const seconds = Number(secondsArg)
 const kinds = ["unary", "serverStreaming", "clientStreaming", "bidi"] as const
 type Kind = (typeof kinds)[number]
@@ -61,30 +61,27 @@ const main = async () => {
   let measured: string
   let ops = NaN
   if (side === "server") {
-    const messages = kind === "unary" ? [{ message: "x".repeat(64) }]
-      : kind === "serverStreaming" ? [{ message: "1000" }]
-      : Array(1000).fill({ message: "x".repeat(64) })
-    const file = path.join(dir, "body.bin")
-    fs.writeFileSync(file, Buffer.concat(messages.map((m) => {
-      const bytes = EchoRequest.encode(m).finish()
-      const frame = Buffer.alloc(5 + bytes.length)
-      frame.writeUInt32BE(bytes.length, 1)
-      frame.set(bytes, 5)
-      return frame
-    })))
+    const small = { message: "x".repeat(64) }
+    const messages = kind === "unary" ? [small] : kind === "serverStreaming" ? [{ message: "1000" }] : Array(1000).fill(small)
+    /** A request body of length-prefixed messages, in a file for h2load's `-d`. */
+    const bodyFile = (name: string, body: ReadonlyArray<{ message: string }>) => {
+      const file = path.join(dir, name)
+      fs.writeFileSync(file, Buffer.concat(body.map((m) => {
+        const bytes = EchoRequest.encode(m).finish()
+        const frame = Buffer.alloc(5 + bytes.length)
+        frame.writeUInt32BE(bytes.length, 1)
+        frame.set(bytes, 5)
+        return frame
+      })))
+      return file
+    }
+    const run = (method: string, file: string, c: string, m: string, flag: string, value: string) =>
+      execFileSync("h2load", [flag, value, "-c", c, "-m", m, "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", file, `http://127.0.0.1:${port}/grpc.examples.echo.Echo/${method}`], { encoding: "utf8" })
+    if (afterUnary > 0) run("UnaryEcho", bodyFile("unary.bin", [small]), "4", "16", "-n", String(afterUnary))
+    const file = bodyFile("body.bin", messages)
     const method = { unary: "UnaryEcho", serverStreaming: "ServerStreamingEcho", clientStreaming: "ClientStreamingEcho", bidi: "BidirectionalStreamingEcho" }[kind as Kind]
     const [c, m] = kind === "unary" ? ["4", "16"] : ["2", "2"]
-    const h2load = (flag: string, value: string) =>
-      execFileSync("h2load", [flag, value, "-c", c, "-m", m, "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", file, `http://127.0.0.1:${port}/grpc.examples.echo.Echo/${method}`], { encoding: "utf8" })
-    if (afterUnary > 0) {
-      const unaryFile = path.join(dir, "unary.bin")
-      const bytes = EchoRequest.encode({ message: "x".repeat(64) }).finish()
-      const frame = Buffer.alloc(5 + bytes.length)
-      frame.writeUInt32BE(bytes.length, 1)
-      frame.set(bytes, 5)
-      fs.writeFileSync(unaryFile, frame)
-      execFileSync("h2load", ["-n", String(afterUnary), "-c", "4", "-m", "16", "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", unaryFile, `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`])
-    }
+    const h2load = (flag: string, value: string) => run(method, file, c, m, flag, value)
     h2load("-D", "2")
     await server.peer.request({ profile: "start" })
     const cpu0 = await server.peer.request<number>("cpu")

@@ -63,7 +63,6 @@ describe("GrpcServer: the four call kinds succeed over HTTP/2", () => {
           Effect.gen(function*() {
             const first = yield* Stream.runCollect(Stream.take(requests, 1))
             const rest = yield* Stream.runCollect(requests)
-            console.log("FIRST", first.length, "REST", rest.length)
             return { message: [...first, ...rest].map((r) => r.message).join(",") }
           })
       })

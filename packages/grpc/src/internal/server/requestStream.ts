@@ -77,13 +77,17 @@ class RequestReader<Req> {
     }
     if (this.reader.ended) return Cause.done()
     if (this.call.cancelled) return Effect.fail(GrpcError.make(GrpcError.Status.CANCELLED, "The call ended before its requests did"))
-    return Effect.callback<Arr.NonEmptyReadonlyArray<Req>, GrpcError.GrpcError | Cause.Done>((resume) => {
-      this.waiting = resume
-      return Effect.sync(() => {
-        this.waiting = undefined
-      })
-    })
+    return this.waitForMessages
   }
+
+  private readonly stopWaiting = Effect.sync(() => {
+    this.waiting = undefined
+  })
+  /** Built once per call, not per wait: a pull that finds nothing parks its resume here. */
+  private readonly waitForMessages: Pulled<Req> = Effect.callback((resume) => {
+    this.waiting = resume
+    return this.stopWaiting
+  })
 
   private readonly wake = (): void => {
     this.wakeScheduled = false
