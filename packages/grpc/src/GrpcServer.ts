@@ -50,6 +50,7 @@ import { handleClientStreamingCall } from "./internal/server/handleClientStreami
 import { handleServerStreamingCall } from "./internal/server/handleServerStreamingCall.js"
 import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
 import type * as GrpcMiddleware from "./GrpcMiddleware.js"
+import { passBytes } from "./internal/server/decodeRequest.js"
 import { applyMiddleware } from "./internal/server/middleware.js"
 import * as Guards from "./internal/server/guards.js"
 import { ForcingShutdown } from "./internal/callStatus.js"
@@ -415,12 +416,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       const chain = options.middleware === undefined ? middleware : [...options.middleware, ...middleware]
       const implementation: grpc.UntypedServiceImplementation = {}
       for (const key of Object.keys(definition.methods)) {
+        const method = grpcDefinition[key]!
+        // grpc-js hands the adapter each request's bytes, and the adapter
+        // decodes them as the handler takes them (internal/server/decodeRequest.ts).
+        grpcDefinition[key] = { ...method, requestDeserialize: passBytes }
         if (chain.length === 0) {
-          implementation[key] = adapt(runtime, definition.methods[key]!, handlers[key])
+          implementation[key] = adapt(runtime, definition.methods[key]!, handlers[key], method.requestDeserialize)
         } else {
-          const applied = applyMiddleware(runtime, grpcDefinition[key]!, handlers[key], chain)
-          grpcDefinition[key] = applied.method
-          implementation[key] = adapt(applied.runtime, definition.methods[key]!, applied.handler)
+          const applied = applyMiddleware(runtime, method, handlers[key], chain)
+          implementation[key] = adapt(applied.runtime, definition.methods[key]!, applied.handler, applied.decode)
         }
       }
       server.addService(grpcDefinition, implementation)
@@ -463,15 +467,18 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 const adapt = (
   runtime: HandlerRuntime,
   method: ServiceDefinition["methods"][string],
-  handler: unknown
+  handler: unknown,
+  decode: (bytes: Buffer) => unknown
 ): grpc.UntypedHandleCall => {
   // grpc-js boundary: handlers are stored untyped by grpc-js; the kind below
   // is the same one `ServiceHandlers` used to type this handler.
   const h = handler as (input: unknown, ctx: CallContext["Service"]) => never
   if (method.requestStream) {
-    return method.responseStream ? handleBidiStreamingCall(runtime, h) : handleClientStreamingCall(runtime, h)
+    return method.responseStream
+      ? handleBidiStreamingCall(runtime, h, decode)
+      : handleClientStreamingCall(runtime, h, decode)
   }
-  return method.responseStream ? handleServerStreamingCall(runtime, h) : handleUnaryCall(runtime, h)
+  return method.responseStream ? handleServerStreamingCall(runtime, h, decode) : handleUnaryCall(runtime, h, decode)
 }
 
 /**

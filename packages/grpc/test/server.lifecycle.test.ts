@@ -211,14 +211,35 @@ describe("GrpcServer: bad input", () => {
       })
     })
 
-  it.effect("an undecodable request gets INTERNAL 'Error deserializing request' and the next call succeeds", () =>
+  it.effect("an undecodable request gets INTERNAL 'Error deserializing request', its handler does not run, and the next call succeeds", () =>
     Effect.gen(function*() {
-      const { server, client } = yield* startEcho({ unaryEcho: Effect.succeed })
+      const started: Array<string> = []
+      const { server, client } = yield* startEcho({
+        unaryEcho: (request) => Effect.sync(() => (started.push(request.message), request)),
+        serverStreamingEcho: (request) => Stream.fromEffect(Effect.sync(() => (started.push(request.message), request)))
+      })
       // Field 1 (string) claiming 127 bytes that are not there.
-      const status = yield* rawBytes(server.port, "/grpc.examples.echo.Echo/UnaryEcho", Buffer.from([0x0a, 0x7f, 0x41]))
+      const garbage = Buffer.from([0x0a, 0x7f, 0x41])
+      const status = yield* rawBytes(server.port, "/grpc.examples.echo.Echo/UnaryEcho", garbage)
       assert.strictEqual(status.code, grpc.status.INTERNAL)
       assert.strictEqual(status.details, "Error deserializing request")
+      // The server decodes requests itself (internal/server/decodeRequest.ts),
+      // for a server-streaming call as its handler starts.
+      const streamed = yield* Effect.callback<grpc.StatusObject>((resume) => {
+        const raw = new RawEcho(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure())
+        const call = raw.makeServerStreamRequest("/grpc.examples.echo.Echo/ServerStreamingEcho", (b: Buffer) => b, (b: Buffer) => b, garbage)
+        call.on("data", () => {})
+        call.on("error", () => {})
+        call.on("status", (s) => {
+          raw.close()
+          resume(Effect.succeed(s))
+        })
+      })
+      assert.strictEqual(streamed.code, grpc.status.INTERNAL)
+      assert.strictEqual(streamed.details, "Error deserializing request")
+      assert.deepStrictEqual(started, [])
       assert.deepStrictEqual((yield* unaryCall(client, { message: "next" })).response, { message: "next" })
+      assert.deepStrictEqual(started, ["next"])
     }))
 
   it.effect("an unknown method gets UNIMPLEMENTED", () =>

@@ -17,9 +17,10 @@ export const handleBidiStreamingCall = <Req, Res>(
   handler: (
     requests: Stream.Stream<Req, GrpcError>,
     ctx: CallContext["Service"]
-  ) => Stream.Stream<Res, GrpcError, CallContext>
-): grpc.handleBidiStreamingCall<Req, Res> => {
-  const start = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext["Service"]) =>
-    writeStream(call, handler(requestStream(call), ctx))
+  ) => Stream.Stream<Res, GrpcError, CallContext>,
+  decode: (bytes: Buffer) => Req
+): grpc.handleBidiStreamingCall<Buffer, Res> => {
+  const start = (call: grpc.ServerDuplexStream<Buffer, Res>, ctx: CallContext["Service"]) =>
+    writeStream(call, handler(requestStream(call, decode), ctx))
   return (call) => runHandler(runtime, call, start, endStream, call)
 }

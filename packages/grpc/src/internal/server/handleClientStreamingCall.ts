@@ -15,8 +15,10 @@ export const handleClientStreamingCall = <Req, Res>(
   handler: (
     requests: Stream.Stream<Req, GrpcError>,
     ctx: CallContext["Service"]
-  ) => Effect.Effect<Res, GrpcError, CallContext>
-): grpc.handleClientStreamingCall<Req, Res> => {
-  const start = (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext["Service"]) => handler(requestStream(call), ctx)
+  ) => Effect.Effect<Res, GrpcError, CallContext>,
+  decode: (bytes: Buffer) => Req
+): grpc.handleClientStreamingCall<Buffer, Res> => {
+  const start = (call: grpc.ServerReadableStream<Buffer, Res>, ctx: CallContext["Service"]) =>
+    handler(requestStream(call, decode), ctx)
   return (call, callback) => runHandler(runtime, call, start, answer, callback)
 }

@@ -6,17 +6,21 @@
  * @internal
  */
 import type * as grpc from "@grpc/grpc-js"
-import type { Stream } from "effect"
+import { Effect, type Stream } from "effect"
 import type { CallContext } from "../../CallContext.js"
 import type { GrpcError } from "../../GrpcError.js"
+import { decodeRequest, undecodable, undecodableRequest } from "./decodeRequest.js"
 import { writeStream } from "../writeAll.js"
 import { endStream, type HandlerRuntime, runHandler } from "./runHandler.js"
 
 export const handleServerStreamingCall = <Req, Res>(
   runtime: HandlerRuntime,
-  handler: (request: Req, ctx: CallContext["Service"]) => Stream.Stream<Res, GrpcError, CallContext>
-): grpc.handleServerStreamingCall<Req, Res> => {
-  const start = (call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext["Service"]) =>
-    writeStream(call, handler(call.request, ctx))
+  handler: (request: Req, ctx: CallContext["Service"]) => Stream.Stream<Res, GrpcError, CallContext>,
+  decode: (bytes: Buffer) => Req
+): grpc.handleServerStreamingCall<Buffer, Res> => {
+  const start = (call: grpc.ServerWritableStream<Buffer, Res>, ctx: CallContext["Service"]) => {
+    const request = decodeRequest(decode, call.request)
+    return request === undecodable ? Effect.fail(undecodableRequest()) : writeStream(call, handler(request, ctx))
+  }
   return (call) => runHandler(runtime, call, start, endStream, call)
 }

@@ -1,15 +1,15 @@
 /**
  * Applying server middleware to one method (see GrpcMiddleware.ts).
  *
- * A method with middleware is registered with grpc-js with an identity
- * request deserializer, so grpc-js hands over raw bytes. The handler is
- * wrapped to decode them inside the handler's Effect, which runs inside the
- * middleware chain: a middleware that fails the call (auth) does so before
- * any request message is parsed. When every middleware of the chain is
- * `decodeFirst` (tracing, metrics, log annotations), grpc-js decodes as
- * usual, which costs less. Either way the wrapper counts the messages of
- * streaming requests and responses, for metrics. Methods without middleware never reach this
- * file.
+ * grpc-js hands every method's requests over as bytes (decodeRequest.ts).
+ * With middleware, the handler is wrapped to decode them inside the
+ * handler's Effect, which runs inside the middleware chain: a middleware that
+ * fails the call (auth) does so before any request message is parsed. When
+ * every middleware of the chain is `decodeFirst` (tracing, metrics, log
+ * annotations), the call kind's adapter decodes as it does without
+ * middleware, which costs less. Either way the wrapper counts the messages of
+ * streaming requests and responses, for metrics. Methods without middleware
+ * never reach this file.
  *
  * @internal
  */
@@ -20,17 +20,17 @@ import * as GrpcError from "../../GrpcError.js"
 import type { AnyServerMiddleware, Handled } from "../../GrpcMiddleware.js"
 import { countMessages } from "../messageCount.js"
 import { kindOf, methodInfo } from "../methodInfo.js"
+import { decodeRequest, passBytes, undecodable, undecodableRequest } from "./decodeRequest.js"
 import type { HandlerRuntime } from "./runHandler.js"
 
 type AnyHandler = (input: never, ctx: ServerCallContext) => unknown
 
 export interface WithMiddleware {
   readonly runtime: HandlerRuntime
-  readonly method: grpc.MethodDefinition<unknown, unknown>
   readonly handler: unknown
+  /** How the call kind's adapter decodes requests before the handler: `passBytes` when the handler decodes them. */
+  readonly decode: (bytes: Buffer) => unknown
 }
-
-const identity = (bytes: Buffer): unknown => bytes
 
 export const applyMiddleware = (
   runtime: HandlerRuntime,
@@ -46,12 +46,8 @@ export const applyMiddleware = (
   // Lazy: the handler's program is built before the middleware runs.
   const decode = (bytes: Buffer): Effect.Effect<unknown, GrpcError.GrpcError> =>
     Effect.suspend(() => {
-      try {
-        return Effect.succeed(deserialize(bytes))
-      } catch {
-        // The status grpc-js itself sends for a request it cannot decode.
-        return Effect.fail(GrpcError.make(GrpcError.Status.INTERNAL, "Error deserializing request"))
-      }
+      const request = decodeRequest(deserialize, bytes)
+      return request === undecodable ? Effect.fail(undecodableRequest()) : Effect.succeed(request)
     })
   const countSent = <A, E, R>(stream: Stream.Stream<A, E, R>, ctx: ServerCallContext) =>
     countMessages(stream, ctx, "messagesSent")
@@ -99,7 +95,7 @@ export const applyMiddleware = (
   }
   return {
     runtime: { ...runtime, wrap },
-    method: lazy ? { ...method, requestDeserialize: identity } : method,
-    handler: wrapped
+    handler: wrapped,
+    decode: lazy ? passBytes : deserialize
   }
 }

@@ -17,30 +17,36 @@ import { Cause, Effect, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import * as GrpcError from "../../GrpcError.js"
 import { CallReader } from "../callReader.js"
+import { undecodableRequest } from "./decodeRequest.js"
 
 /** Messages asked for ahead of the handler. */
 const readAhead = 16
 /** While a pull waits, it takes up to this many of the messages grpc-js has ready. */
 const pullLimit = 64
 
-type RequestCall<Req> = grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>
+/** A call whose requests grpc-js hands over as bytes (`passBytes`, decodeRequest.ts). */
+type RequestCall = grpc.ServerReadableStream<Buffer, unknown> | grpc.ServerDuplexStream<Buffer, unknown>
 type Pulled<Req> = Effect.Effect<Arr.NonEmptyReadonlyArray<Req>, GrpcError.GrpcError | Cause.Done>
 
 /**
  * One reader per call, shared by every run of the Stream: a second run (after
  * a `Stream.take`, say) goes on with the messages the first one had asked for.
  */
-export const requestStream = <Req>(call: RequestCall<Req>): Stream.Stream<Req, GrpcError.GrpcError> =>
-  Stream.fromPull(Effect.succeed(new RequestReader(call).pull))
+export const requestStream = <Req>(
+  call: RequestCall,
+  decode: (bytes: Buffer) => Req
+): Stream.Stream<Req, GrpcError.GrpcError> => Stream.fromPull(Effect.succeed(new RequestReader(call, decode).pull))
 
 class RequestReader<Req> {
-  private readonly reader: CallReader<Req>
+  private readonly reader: CallReader<Req, Buffer>
   private waiting: ((pulled: Pulled<Req>) => void) | undefined
   private wakeScheduled = false
   readonly pull: Pulled<Req> = Effect.suspend(() => this.take())
 
-  constructor(private readonly call: RequestCall<Req>) {
-    this.reader = new CallReader(call, () => this.received())
+  constructor(private readonly call: RequestCall, decode: (bytes: Buffer) => Req) {
+    // Each message is decoded as grpc-js pushes it, which is when the reader
+    // asks for it, at most `readAhead` ahead of the handler (decodeRequest.ts).
+    this.reader = new CallReader(call, () => this.received(), decode)
     // A pull still waiting when the call ends fails with CANCELLED. Only a
     // reader outside the handler's fiber can be waiting then: the handler is
     // interrupted on 'cancelled' (runHandler.ts) and grpc-js destroys the
@@ -75,7 +81,7 @@ class RequestReader<Req> {
       this.reader.fill(readAhead)
       return Effect.succeed(chunk)
     }
-    if (this.reader.ended) return Cause.done()
+    if (this.reader.ended) return this.reader.undecodable ? Effect.fail(undecodableRequest()) : Cause.done()
     if (this.call.cancelled) return Effect.fail(GrpcError.make(GrpcError.Status.CANCELLED, "The call ended before its requests did"))
     return this.waitForMessages
   }
