@@ -76,8 +76,11 @@ export class CallContext extends Context.Service<CallContext, {
   /**
    * The underlying grpc-js call, for what this API does not cover (auth
    * context, flow-control counters). Request messages come only through the
-   * handler's request Stream: the adapter takes them from the call as grpc-js
-   * delivers them (its `push`), so reading the call as a Readable gets none.
+   * handler's argument: grpc-js hands the adapter each request's bytes and
+   * the adapter decodes them, so a unary or server-streaming call's
+   * `request` property holds the bytes, and reading a streaming call as a
+   * Readable gets nothing (the adapter takes messages as grpc-js delivers
+   * them, through its `push`).
    */
   readonly call: ServerCall
 }>()("@fiber-grpc/grpc/CallContext") {}

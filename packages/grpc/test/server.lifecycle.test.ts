@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import { Config, ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { GrpcError, GrpcServer } from "../src/index.js"
 import { collect, rawClient, startEcho, unaryCall } from "./helpers.js"
 
@@ -240,6 +241,25 @@ describe("GrpcServer: bad input", () => {
       assert.deepStrictEqual(started, [])
       assert.deepStrictEqual((yield* unaryCall(client, { message: "next" })).response, { message: "next" })
       assert.deepStrictEqual(started, ["next"])
+    }))
+
+  it.effect("grpc-js holds only a request's bytes; the handler gets the decoded message", () =>
+    Effect.gen(function*() {
+      // Why the adapter decodes (internal/server/decodeRequest.ts): grpc-js
+      // keeps what its deserializer returned reachable until the call's
+      // HTTP/2 stream closes, after the handler has answered.
+      const held: Array<unknown> = []
+      const { client } = yield* startEcho({
+        unaryEcho: (request, ctx) =>
+          Effect.sync(() => {
+            held.push((ctx.call as grpc.ServerUnaryCall<unknown, unknown>).request)
+            return request
+          })
+      })
+      assert.deepStrictEqual((yield* unaryCall(client, { message: "bytes" })).response, { message: "bytes" })
+      assert.strictEqual(held.length, 1)
+      assert.isTrue(Buffer.isBuffer(held[0]))
+      assert.deepStrictEqual(EchoRequest.decode(held[0] as Buffer), { message: "bytes" })
     }))
 
   it.effect("an unknown method gets UNIMPLEMENTED", () =>

@@ -25,38 +25,23 @@ export interface ReadableProtocol {
   _read(size: number): void
 }
 
-export class CallReader<A, Raw = A> {
+export class CallReader<A> {
   /** Messages received and not taken yet. */
   buffer: Array<A> = []
-  /** True once grpc-js has pushed the end (`push(null)`), or a message did not decode. */
+  /** True once grpc-js has pushed the end (`push(null)`). */
   ended = false
-  /** True when reading stopped at a message `decode` threw on. */
-  undecodable = false
   /** A `_read()` grpc-js has not answered yet (it answers each with one `push`). */
   private asked = false
   private filling = false
 
-  /**
-   * `received` runs after every push, message or end. `decode` turns what
-   * grpc-js pushes into a message (the server decodes requests itself, see
-   * server/decodeRequest.ts); the messages before one it throws on are kept,
-   * and reading stops there.
-   */
-  constructor(private readonly call: ReadableProtocol, received: () => void, decode: (raw: Raw) => A) {
+  /** `received` runs after every push, message or end. */
+  constructor(private readonly call: ReadableProtocol, received: () => void) {
     // `push` is Node's Readable method, which grpc-js calls on this object;
     // replacing it on the instance is how the reader receives what it asked for.
-    call.push = (message: Raw | null) => {
+    call.push = (message: A | null) => {
       this.asked = false
-      if (message === null) {
-        this.ended = true
-      } else {
-        try {
-          this.buffer.push(decode(message))
-        } catch {
-          this.ended = true
-          this.undecodable = true
-        }
-      }
+      if (message === null) this.ended = true
+      else this.buffer.push(message)
       received()
       return true
     }

@@ -29,7 +29,6 @@
 import type * as grpc from "@grpc/grpc-js"
 import { Cause, Channel, Effect, Exit, Scope, Stream } from "effect"
 import type * as Arr from "effect/Array"
-import { identity } from "effect/Function"
 import * as GrpcError from "../../GrpcError.js"
 import { CallReader, type ReadableProtocol } from "../callReader.js"
 import { cancelOnWire } from "./cancel.js"
@@ -64,11 +63,10 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
           queueMicrotask(wake)
         }
       }
-      // grpc-js has decoded each response already (the method's deserializer).
       const reader = new CallReader<A>(call, () => {
         reader.fill(highWaterMark)
         notify()
-      }, identity)
+      })
       // Reading starts at once, as a Readable with a 'data' listener would.
       reader.fill(highWaterMark)
       call.on("status", (s: grpc.StatusObject) => {
