@@ -328,7 +328,7 @@ export const makeWith = <S extends ServiceDefinition, R = never>(
     const codec: MethodCodec<unknown, unknown> = {
       path: method.path,
       serialize: method.requestSerialize,
-      deserialize: method.responseDeserialize
+      decode: method.responseDeserialize
     }
     const callOn = (grpcClient: grpc.Client): (input: never, options?: CallOptions) => unknown =>
       method.requestStream

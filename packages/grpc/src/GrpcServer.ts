@@ -50,7 +50,7 @@ import { handleClientStreamingCall } from "./internal/server/handleClientStreami
 import { handleServerStreamingCall } from "./internal/server/handleServerStreamingCall.js"
 import { handleUnaryCall } from "./internal/server/handleUnaryCall.js"
 import type * as GrpcMiddleware from "./GrpcMiddleware.js"
-import { passBytes } from "./internal/server/decodeRequest.js"
+import { passBytes } from "./internal/codec.js"
 import { applyMiddleware } from "./internal/server/middleware.js"
 import * as Guards from "./internal/server/guards.js"
 import { ForcingShutdown } from "./internal/callStatus.js"

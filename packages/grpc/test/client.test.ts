@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
-import type { EchoRequest, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
-import { EchoDefinition } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import type { EchoRequest } from "@fiber-grpc/protos/grpc/examples/echo/echo"
+import { EchoDefinition, EchoResponse } from "@fiber-grpc/protos/grpc/examples/echo/echo"
 import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcServer, GrpcTest } from "../src/index.js"
 import { assertDeadlineCarried } from "./deadlines.js"
@@ -364,5 +364,58 @@ describe("GrpcClient: a response Stream read slowly holds the server back", () =
       // HTTP/2's windows (64 KiB per stream by default) and the client's 16
       // messages asked for ahead: about 100 messages of 1 KiB.
       assert.isAtMost(maxInFlight, 400)
+    }))
+})
+
+describe("GrpcClient: a response that does not decode", () => {
+  // Field 1 (string) claiming 127 bytes that are not there.
+  const garbage = Buffer.from([0x0a, 0x7f, 0x41])
+  const bytes = (b: Buffer) => b
+  const method = (name: string, responseStream: boolean) => ({
+    path: `/grpc.examples.echo.Echo/${name}`,
+    requestStream: false,
+    responseStream,
+    requestSerialize: bytes,
+    requestDeserialize: bytes,
+    responseSerialize: bytes,
+    responseDeserialize: bytes
+  })
+  /** A plain grpc-js server that sends the bytes it is given as responses. */
+  const bytesServer = (cancelled: Deferred.Deferred<void>) =>
+    Effect.acquireRelease(
+      Effect.callback<{ port: number; server: grpc.Server }>((resume) => {
+        const server = new grpc.Server()
+        server.addService({ UnaryEcho: method("UnaryEcho", false), ServerStreamingEcho: method("ServerStreamingEcho", true) }, {
+          UnaryEcho: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, garbage),
+          ServerStreamingEcho: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+            call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.void))
+            call.write(Buffer.from(EchoResponse.encode({ message: "first" }).finish()))
+            call.write(garbage)
+          }
+        })
+        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
+          resume(error ? Effect.die(error) : Effect.succeed({ port, server })))
+      }),
+      ({ server }) => Effect.sync(() => server.forceShutdown())
+    )
+
+  it.effect("fails the call with INTERNAL 'Response message parsing error'; a stream after the responses before it, cancelling the call", () =>
+    Effect.gen(function*() {
+      const cancelled = yield* Deferred.make<void>()
+      const { port } = yield* bytesServer(cancelled)
+      // The client decodes responses itself (internal/client/decodeResponse.ts).
+      const echo = yield* echoClient(port)
+      const unary = yield* Effect.flip(echo.unaryEcho({ message: "x" }))
+      assert.strictEqual(unary.code, GrpcError.Status.INTERNAL)
+      assert.isTrue(unary.message.startsWith("Response message parsing error"), unary.message)
+      const received: Array<string> = []
+      const streamed = yield* Effect.flip(
+        Stream.runForEach(echo.serverStreamingEcho({ message: "x" }), (r) => Effect.sync(() => received.push(r.message)))
+      )
+      assert.deepStrictEqual(received, ["first"])
+      assert.strictEqual(streamed.code, GrpcError.Status.INTERNAL)
+      assert.isTrue(streamed.message.startsWith("Response message parsing error"), streamed.message)
+      // The server saw the call cancelled, as grpc-js's own client cancels it.
+      yield* Deferred.await(cancelled)
     }))
 })

@@ -357,6 +357,15 @@ const verifyReader = <T>(type: DecodeFn<T>, bytes: Buffer): { readonly message: 
 }
 
 /**
+ * The deserializer grpc-js gets where the adapter decodes messages itself
+ * (the server's requests, server/decodeRequest.ts; the client's responses,
+ * client/decodeResponse.ts): each message's bytes, as they are.
+ *
+ * @internal
+ */
+export const passBytes = (bytes: Buffer): Buffer => bytes
+
+/**
  * grpc-js's `deserialize` for one ts-proto message type.
  *
  * @internal

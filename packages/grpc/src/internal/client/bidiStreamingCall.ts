@@ -10,6 +10,7 @@ import { Effect, type Stream } from "effect"
 import type { GrpcError } from "../../GrpcError.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { passBytes } from "../codec.js"
 import { responseStream } from "./responseStream.js"
 import { writeRequests } from "./writeRequests.js"
 
@@ -20,12 +21,13 @@ export const bidiStreamingCall = <Req, Res>(channel: grpc.Client, method: Method
       const call = channel.makeBidiStreamRequest(
         method.path,
         method.serialize,
-        method.deserialize,
+        passBytes,
         prepared.metadata,
         prepared.options
       )
       observe(call, options)
       return call
     }),
-    (call: grpc.ClientDuplexStream<Req, Res>) => writeRequests(call, requests)
+    method.decode,
+    (call: grpc.ClientDuplexStream<Req, Buffer>) => writeRequests(call, requests)
   )

@@ -13,6 +13,7 @@ import { withoutCallerStack } from "./callerStack.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { passBytes } from "../codec.js"
 import { singleResponse } from "./singleResponse.js"
 import { writeRequests } from "./writeRequests.js"
 
@@ -21,12 +22,12 @@ export const clientStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
   Effect.scoped(Effect.gen(function*() {
     const prepared = yield* prepare(channel, options)
     const response = yield* Deferred.make<Res, GrpcError.GrpcError>()
-    const single = singleResponse<Res>((exit) => Deferred.doneUnsafe(response, exit))
+    const single = singleResponse<Res>((exit) => Deferred.doneUnsafe(response, exit), method.decode)
     const call = withoutCallerStack(() =>
       channel.makeClientStreamRequest(
         method.path,
         method.serialize,
-        method.deserialize,
+        passBytes,
         prepared.metadata,
         prepared.options,
         single.callback

@@ -1,10 +1,12 @@
 /**
- * A method's path and codecs, as grpc-js's generic client methods take them.
+ * A method's path and codecs, as the client's calls use them. grpc-js is
+ * given `passBytes` (../codec.ts) as the response deserializer, and the call
+ * decodes each response with `decode` itself (decodeResponse.ts).
  *
  * @internal
  */
 export interface MethodCodec<Req, Res> {
   readonly path: string
   readonly serialize: (value: Req) => Buffer
-  readonly deserialize: (bytes: Buffer) => Res
+  readonly decode: (bytes: Buffer) => Res
 }

@@ -19,6 +19,10 @@
  * server-streaming and bidi: 1.00-1.01×), or 1-2% with this reader, and
  * costs a turn of latency.
  *
+ * grpc-js pushes each response's bytes, and a pull decodes what it takes
+ * (decodeResponse.ts). A response that does not decode cancels the call,
+ * and the Stream fails with `INTERNAL` after the responses before it.
+ *
  * If the consumer stops early (`Stream.take`), fails, or is interrupted, the
  * Stream's scope closes and the call is cancelled on the wire. For bidi calls
  * the request writer runs in the same scope; if the request Stream fails, the
@@ -28,10 +32,11 @@
  */
 import type * as grpc from "@grpc/grpc-js"
 import { Cause, Channel, Effect, Exit, Scope, Stream } from "effect"
-import type * as Arr from "effect/Array"
+import * as Arr from "effect/Array"
 import * as GrpcError from "../../GrpcError.js"
 import { CallReader, type ReadableProtocol } from "../callReader.js"
 import { cancelOnWire } from "./cancel.js"
+import { undecodableResponse } from "./decodeResponse.js"
 
 const highWaterMark = 16
 
@@ -42,12 +47,15 @@ export interface ReadableCall extends NodeJS.EventEmitter, ReadableProtocol {
 
 export const responseStream = <Call extends ReadableCall, A, E = never, R = never>(
   start: Effect.Effect<Call, GrpcError.GrpcError>,
+  decode: (bytes: Buffer) => A,
   writer?: (call: Call) => Effect.Effect<void, E, R>
 ): Stream.Stream<A, GrpcError.GrpcError | E, R> =>
   Stream.fromChannel(Channel.fromTransform((_, scope) =>
     Effect.flatMap(start, (call) => {
       let status: grpc.StatusObject | undefined
       let failure: Cause.Cause<E> | undefined
+      // Set once a response did not decode; the call is cancelled then.
+      let undecodable: GrpcError.GrpcError | undefined
       // The waiting consumer's resume, and whether a wake-up is queued.
       let waiting: ((effect: typeof pull) => void) | undefined
       let queued = false
@@ -63,7 +71,8 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
           queueMicrotask(wake)
         }
       }
-      const reader = new CallReader<A>(call, () => {
+      // grpc-js pushes each response's bytes; a pull decodes them (decodeResponse.ts).
+      const reader = new CallReader<Buffer>(call, () => {
         reader.fill(highWaterMark)
         notify()
       })
@@ -79,10 +88,19 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
 
       const pull: Effect.Effect<Arr.NonEmptyReadonlyArray<A>, GrpcError.GrpcError | E | Cause.Done> = Effect.suspend(() => {
         if (failure !== undefined) return Effect.failCause(failure)
+        if (undecodable !== undefined) return Effect.fail(undecodable)
         const chunk = reader.take()
         if (chunk !== undefined) {
-          reader.fill(highWaterMark)
-          return Effect.succeed(chunk)
+          const messages: Array<A> = []
+          try {
+            for (const bytes of chunk) messages.push(decode(bytes))
+          } catch (cause) {
+            undecodable = undecodableResponse(cause)
+            cancelOnWire(call)
+          }
+          if (undecodable === undefined) reader.fill(highWaterMark)
+          // None decoded: the next pull fails with why.
+          return Arr.isArrayNonEmpty(messages) ? Effect.succeed(messages) : pull
         }
         if (status !== undefined && reader.ended) {
           return status.code === 0 ? Cause.done() : Effect.fail(GrpcError.fromStatus(status))

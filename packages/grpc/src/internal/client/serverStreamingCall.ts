@@ -8,6 +8,7 @@ import { Effect, type Stream } from "effect"
 import type { GrpcError } from "../../GrpcError.js"
 import { type CallOptions, observe, prepare } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { passBytes } from "../codec.js"
 import { responseStream } from "./responseStream.js"
 
 export const serverStreamingCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
@@ -16,11 +17,11 @@ export const serverStreamingCall = <Req, Res>(channel: grpc.Client, method: Meth
     const call = channel.makeServerStreamRequest(
       method.path,
       method.serialize,
-      method.deserialize,
+      passBytes,
       request,
       prepared.metadata,
       prepared.options
     )
     observe(call, options)
     return call
-  }))
+  }), method.decode)

@@ -14,6 +14,7 @@ import { withoutCallerStack } from "./callerStack.js"
 import { cancelOnWire } from "./cancel.js"
 import { type CallOptions, channelClosed, observe, prepareIn } from "./callOptions.js"
 import type { MethodCodec } from "./codec.js"
+import { passBytes } from "../codec.js"
 import { responseExit } from "./singleResponse.js"
 
 export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Req, Res>) =>
@@ -22,12 +23,12 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
     const prepared = prepareIn(fiber, channel, options)
     if (prepared === undefined) return channelClosed
     return Effect.callback<Res, GrpcError.GrpcError>((resume) => {
-      let response: Res | undefined
+      let response: Buffer | undefined
       const call = withoutCallerStack(() =>
         channel.makeUnaryRequest(
           method.path,
           method.serialize,
-          method.deserialize,
+          passBytes,
           request,
           prepared.metadata,
           prepared.options,
@@ -40,7 +41,7 @@ export const unaryCall = <Req, Res>(channel: grpc.Client, method: MethodCodec<Re
       observe(call, options)
       // Completing on 'status' rather than in the callback means the
       // trailers (and `onTrailers`) have been seen when the caller resumes.
-      call.on("status", (status: grpc.StatusObject) => resume(responseExit(status, response)))
+      call.on("status", (status: grpc.StatusObject) => resume(responseExit(status, response, method.decode)))
       return Effect.sync(() => cancelOnWire(call))
     })
   })

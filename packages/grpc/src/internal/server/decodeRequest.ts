@@ -1,8 +1,8 @@
 /**
  * Request messages are decoded by the adapter, not by grpc-js.
  *
- * The server registers every method with grpc-js with `passBytes` as its
- * request deserializer, so grpc-js holds only each message's bytes, and the
+ * The server registers every method with grpc-js with `passBytes`
+ * (../codec.ts) as its request deserializer, so grpc-js holds only each message's bytes, and the
  * adapter decodes a message when the handler is about to get it: a unary or
  * server-streaming request as its handler starts, a streamed request when
  * the request Stream takes it (requestStream.ts).
@@ -27,9 +27,6 @@
  * @internal
  */
 import * as GrpcError from "../../GrpcError.js"
-
-/** grpc-js's request deserializer on the server: the message's bytes as they are. */
-export const passBytes = (bytes: Buffer): Buffer => bytes
 
 /** What `decodeRequest` gives for bytes that do not decode. */
 export const undecodable: unique symbol = Symbol.for("@fiber-grpc/grpc/undecodable")

@@ -20,7 +20,8 @@ import * as GrpcError from "../../GrpcError.js"
 import type { AnyServerMiddleware, Handled } from "../../GrpcMiddleware.js"
 import { countMessages } from "../messageCount.js"
 import { kindOf, methodInfo } from "../methodInfo.js"
-import { decodeRequest, passBytes, undecodable, undecodableRequest } from "./decodeRequest.js"
+import { passBytes } from "../codec.js"
+import { decodeRequest, undecodable, undecodableRequest } from "./decodeRequest.js"
 import type { HandlerRuntime } from "./runHandler.js"
 
 type AnyHandler = (input: never, ctx: ServerCallContext) => unknown

@@ -24,7 +24,7 @@ const readAhead = 16
 /** While a pull waits, it takes up to this many of the messages grpc-js has ready. */
 const pullLimit = 64
 
-/** A call whose requests grpc-js hands over as bytes (`passBytes`, decodeRequest.ts). */
+/** A call whose requests grpc-js hands over as bytes (decodeRequest.ts). */
 type RequestCall = grpc.ServerReadableStream<Buffer, unknown> | grpc.ServerDuplexStream<Buffer, unknown>
 type Pulled<Req> = Effect.Effect<Arr.NonEmptyReadonlyArray<Req>, GrpcError.GrpcError | Cause.Done>
 
