@@ -32,7 +32,7 @@
  */
 import type * as grpc from "@grpc/grpc-js"
 import { Cause, Channel, Effect, Exit, Scope, Stream } from "effect"
-import * as Arr from "effect/Array"
+import type * as Arr from "effect/Array"
 import * as GrpcError from "../../GrpcError.js"
 import { CallReader, type ReadableProtocol } from "../callReader.js"
 import { cancelOnWire } from "./cancel.js"
@@ -54,8 +54,6 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
     Effect.flatMap(start, (call) => {
       let status: grpc.StatusObject | undefined
       let failure: Cause.Cause<E> | undefined
-      // Set once a response did not decode; the call is cancelled then.
-      let undecodable: GrpcError.GrpcError | undefined
       // The waiting consumer's resume, and whether a wake-up is queued.
       let waiting: ((effect: typeof pull) => void) | undefined
       let queued = false
@@ -72,10 +70,10 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
         }
       }
       // grpc-js pushes each response's bytes; a pull decodes them (decodeResponse.ts).
-      const reader = new CallReader<Buffer>(call, () => {
+      const reader = new CallReader(call, () => {
         reader.fill(highWaterMark)
         notify()
-      })
+      }, decode)
       // Reading starts at once, as a Readable with a 'data' listener would.
       reader.fill(highWaterMark)
       call.on("status", (s: grpc.StatusObject) => {
@@ -88,19 +86,15 @@ export const responseStream = <Call extends ReadableCall, A, E = never, R = neve
 
       const pull: Effect.Effect<Arr.NonEmptyReadonlyArray<A>, GrpcError.GrpcError | E | Cause.Done> = Effect.suspend(() => {
         if (failure !== undefined) return Effect.failCause(failure)
-        if (undecodable !== undefined) return Effect.fail(undecodable)
         const chunk = reader.take()
         if (chunk !== undefined) {
-          const messages: Array<A> = []
-          try {
-            for (const bytes of chunk) messages.push(decode(bytes))
-          } catch (cause) {
-            undecodable = undecodableResponse(cause)
-            cancelOnWire(call)
-          }
-          if (undecodable === undefined) reader.fill(highWaterMark)
-          // None decoded: the next pull fails with why.
-          return Arr.isArrayNonEmpty(messages) ? Effect.succeed(messages) : pull
+          reader.fill(highWaterMark)
+          return Effect.succeed(chunk)
+        }
+        if (reader.undecodable !== undefined) {
+          // As grpc-js's own client does with a response it cannot parse.
+          cancelOnWire(call)
+          return Effect.fail(undecodableResponse(reader.undecodable.cause))
         }
         if (status !== undefined && reader.ended) {
           return status.code === 0 ? Cause.done() : Effect.fail(GrpcError.fromStatus(status))

@@ -14,7 +14,7 @@
  */
 import type * as grpc from "@grpc/grpc-js"
 import { Cause, Effect, Stream } from "effect"
-import * as Arr from "effect/Array"
+import type * as Arr from "effect/Array"
 import * as GrpcError from "../../GrpcError.js"
 import { CallReader } from "../callReader.js"
 import { undecodableRequest } from "./decodeRequest.js"
@@ -38,15 +38,14 @@ export const requestStream = <Req>(
 ): Stream.Stream<Req, GrpcError.GrpcError> => Stream.fromPull(Effect.succeed(new RequestReader(call, decode).pull))
 
 class RequestReader<Req> {
-  private readonly reader: CallReader<Buffer>
+  private readonly reader: CallReader<Req>
   private waiting: ((pulled: Pulled<Req>) => void) | undefined
   private wakeScheduled = false
-  /** Set once a message did not decode: reading stops, and every later pull fails. */
-  private undecodable = false
   readonly pull: Pulled<Req> = Effect.suspend(() => this.take())
 
-  constructor(private readonly call: RequestCall, private readonly decode: (bytes: Buffer) => Req) {
-    this.reader = new CallReader(call, () => this.received())
+  constructor(private readonly call: RequestCall, decode: (bytes: Buffer) => Req) {
+    // Messages are decoded as a pull hands them to the handler (decodeRequest.ts).
+    this.reader = new CallReader(call, () => this.received(), decode)
     // A pull still waiting when the call ends fails with CANCELLED. Only a
     // reader outside the handler's fiber can be waiting then: the handler is
     // interrupted on 'cancelled' (runHandler.ts) and grpc-js destroys the
@@ -56,7 +55,6 @@ class RequestReader<Req> {
   }
 
   private received(): void {
-    if (this.undecodable) return
     if (this.waiting === undefined) {
       this.reader.fill(readAhead)
     } else {
@@ -76,32 +74,16 @@ class RequestReader<Req> {
   }
 
   private take(): Pulled<Req> {
-    if (this.undecodable) return Effect.fail(undecodableRequest())
     this.reader.fill(pullLimit)
     const chunk = this.reader.take()
     if (chunk !== undefined) {
-      const messages = this.decodeAll(chunk)
-      if (!this.undecodable) this.reader.fill(readAhead)
-      return messages
+      this.reader.fill(readAhead)
+      return Effect.succeed(chunk)
     }
+    if (this.reader.undecodable !== undefined) return Effect.fail(undecodableRequest())
     if (this.reader.ended) return Cause.done()
     if (this.call.cancelled) return Effect.fail(GrpcError.make(GrpcError.Status.CANCELLED, "The call ended before its requests did"))
     return this.waitForMessages
-  }
-
-  /**
-   * Decodes the messages a pull takes, as it hands them to the handler
-   * (decodeRequest.ts): grpc-js and this reader hold only their bytes. The
-   * messages before one that does not decode are handed over first.
-   */
-  private decodeAll(chunk: Arr.NonEmptyReadonlyArray<Buffer>): Pulled<Req> {
-    const messages: Array<Req> = []
-    try {
-      for (const bytes of chunk) messages.push(this.decode(bytes))
-    } catch {
-      this.undecodable = true
-    }
-    return Arr.isArrayNonEmpty(messages) ? Effect.succeed(messages) : Effect.fail(undecodableRequest())
   }
 
   private readonly stopWaiting = Effect.sync(() => {
