@@ -10,11 +10,12 @@
  *   generator, is the bottleneck. For the streaming kinds one request carries
  *   (or asks for) 1000 messages.
  * - Client CPU: each client drives the same plain grpc-js server.
- * - Every side's process stays up for the whole section and is warmed up
- *   first; each round runs every side once, in an order that rotates and
- *   reverses from round to round, so neighbouring windows are compared. A
- *   second proto-loader side (`control`) measures the noise floor. Ratios are
- *   per round, against the proto-loader side of the same round.
+ * - Every side's process is warmed up first and serves two rounds (then a
+ *   fresh generation of processes takes over); each round runs every side
+ *   once, fiber-grpc and a second proto-loader side (`control`, the noise
+ *   floor) each next to proto-loader, the others around them in an order
+ *   that changes from round to round. Ratios are per round, against the
+ *   proto-loader side of the same round.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -86,7 +87,8 @@ const settings = quick
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     /**
-     * The warm-up of a fresh server process (its first row). After 0.5 s of
+     * The warm-up of a fresh process, server or load, on its first row (its
+     * later rows get `prewarmSeconds`). After 0.5 s of
      * unary load, a generation's first window of proto-loader cost 1.1-1.8x
      * (median 1.4) its second; after 2 s, 0.9-1.5x (median 1.15). One
      * partial run each (unary 64 B, 6 generations).
@@ -118,6 +120,28 @@ const orderOf = <A>(sides: ReadonlyArray<A>, round: number): ReadonlyArray<A> =>
   const k = round % sides.length
   const rotated = [...sides.slice(k), ...sides.slice(0, k)]
   return round % 2 === 0 ? rotated : rotated.reverse()
+}
+
+/**
+ * A round's order in the server and client sections: the headline ratio's
+ * two windows (fiber-grpc and proto-loader) and its control's (the control
+ * and proto-loader) are next to each other in every round, proto-loader in
+ * the middle, with control and fiber-grpc swapping sides from round to round;
+ * that block moves from one pair of rounds to the next, and the other sides
+ * rotate and reverse around it. In the full runs of 2026-11, the control's
+ * per-round ratio spread (sd of its log) was 0.12 with its two windows next
+ * to each other and 0.17 with three windows between them (client section;
+ * 0.14 and 0.15 on the server).
+ */
+const roundOrder = (sides: ReadonlyArray<Side>, round: number): ReadonlyArray<Side> => {
+  const pair: ReadonlyArray<Side> = round % 2 === 0 ? ["control", "framework"] : ["framework", "control"]
+  const block = [pair[0]!, "protoloader" as const, pair[1]!].filter((side) => sides.includes(side))
+  const rest = sides.filter((side) => !block.includes(side))
+  const k = rest.length === 0 ? 0 : round % rest.length
+  const rotated = [...rest.slice(k), ...rest.slice(0, k)]
+  const others = Math.floor(round / 2) % 2 === 0 ? rotated : rotated.reverse()
+  const at = Math.floor(round / 2) % (others.length + 1)
+  return [...others.slice(0, at), ...block, ...others.slice(at)]
 }
 
 // ------------------------------------------------------------------ processes
@@ -283,9 +307,17 @@ interface H2Scenario {
 
 const streamed = 1000
 const small: EchoRequest = { message: "x".repeat(64) }
+/**
+ * In the order measured. A fresh server process is still settling for tens
+ * of seconds after its warm-up (its heap growing to its working size): in the
+ * full runs of 2026-11, a generation's first round of its first row cost
+ * 1.22x its second on proto-loader (unary 64 B, run 13), and that row's
+ * control ratio varied 2-3x more within a generation than any later row's.
+ * The 4 KiB row, which no target reads, takes that transient.
+ */
 const serverScenarios: ReadonlyArray<H2Scenario> = [
-  { name: "unary 64 B", method: "UnaryEcho", body: [small], perRequest: 1, connections: 4, streams: 16 },
   { name: "unary 4 KiB", method: "UnaryEcho", body: [{ message: "x".repeat(4096) }], perRequest: 1, connections: 4, streams: 16 },
+  { name: "unary 64 B", method: "UnaryEcho", body: [small], perRequest: 1, connections: 4, streams: 16 },
   { name: `server-streaming ${streamed}×64 B`, method: "ServerStreamingEcho", body: [{ message: String(streamed) }], perRequest: streamed, connections: 2, streams: 2 },
   { name: `client-streaming ${streamed}×64 B`, method: "ClientStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 },
   { name: `bidi ${streamed}×64 B`, method: "BidirectionalStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 }
@@ -374,8 +406,11 @@ const compareServers = async () => {
       const prewarmSeconds = index === 0 ? settings.firstPrewarmSeconds : settings.prewarmSeconds
       const scenarioSides: Array<Side> = [...sides, ...probes.filter(([, rows]) => rows.includes(scenario.name)).map(([side]) => side)]
       // Warm every server up (JIT) and size the measured run from the baseline's rate.
+      // The first row warms up every server of the generation, the probes
+      // too when they are not measured in it, so that none meets its first
+      // measured row fresh.
       let requests = 0
-      for (const side of scenarioSides) {
+      for (const side of index === 0 ? generationSides : scenarioSides) {
         const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
         const perSecond = warm.succeeded / warm.seconds
         const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * prewarmSeconds)))
@@ -384,7 +419,7 @@ const compareServers = async () => {
       requests = sized.get(scenario.name) ?? requests
       for (const round of generationRounds(generation)) {
         let baselineSeconds = settings.windowSeconds
-        for (const side of orderOf(scenarioSides, round)) {
+        for (const side of roundOrder(scenarioSides, round)) {
           log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
           const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
           const ops = r.succeeded * scenario.perRequest
@@ -440,9 +475,13 @@ const compareClients = async () => {
       await Promise.all(sides.map(async (side) => [side, await startLoad(implOf(side), server.port)] as const))
     )
     for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
-      for (const side of sides) await timedRun(loads.get(side)!, scenario, settings.prewarmSeconds * 1000, 1)
+      // A fresh load process's first row gets the longer warm-up, as a fresh server's does.
+      const prewarmSeconds = row === clientScenarios.find(([name]) => keepRow(name))?.[0]
+        ? settings.firstPrewarmSeconds
+        : settings.prewarmSeconds
+      for (const side of sides) await timedRun(loads.get(side)!, scenario, prewarmSeconds * 1000, 1)
       for (const round of generationRounds(generation)) {
-        for (const side of orderOf(sides, round)) {
+        for (const side of roundOrder(sides, round)) {
           log(`client: ${row}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]}`)
           add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, settings.windowSeconds * 1000))
         }
@@ -779,7 +818,7 @@ const main = async () => {
     `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls on each server.`,
     `- Date: ${new Date().toISOString()}`,
     "",
-    `Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, started afresh ${settings.generations === 1 ? "once per section" : `${settings.generations} times per section (each process serves ${Math.ceil(settings.rounds / settings.generations)} rounds), so that one process's luck (its JIT, its heap's growth) cannot bias all of a side's windows`}; each round runs every side once, the order rotating and reversing between rounds.`,
+    `Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, started afresh ${settings.generations === 1 ? "once per section" : `${settings.generations} times per section (each process serves ${Math.ceil(settings.rounds / settings.generations)} rounds), so that one process's luck (its JIT, its heap's growth) cannot bias all of a side's windows`}; each round runs every side once, fiber-grpc and the control each next to proto-loader, the other sides around them in an order that changes from round to round.`,
     "",
     table,
     ""
