@@ -63,6 +63,7 @@ const settings = quick
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     firstPrewarmSeconds: 0.5,
+    clientFirstPrewarmSeconds: 0.5,
     cancels: 100,
     soakCalls: 10_000
   }
@@ -87,13 +88,20 @@ const settings = quick
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     /**
-     * The warm-up of a fresh process, server or load, on its first row (its
-     * later rows get `prewarmSeconds`). After 0.5 s of
-     * unary load, a generation's first window of proto-loader cost 1.1-1.8x
-     * (median 1.4) its second; after 2 s, 0.9-1.5x (median 1.15). One
-     * partial run each (unary 64 B, 6 generations).
+     * The warm-up of a fresh server process on its first row (its later rows
+     * get `prewarmSeconds`). After 0.5 s of unary load, a generation's first
+     * window of proto-loader cost 1.1-1.8x (median 1.4) its second; after
+     * 2 s, 0.9-1.5x (median 1.15). One partial run each (unary 64 B,
+     * 6 generations).
      */
     firstPrewarmSeconds: 2,
+    /**
+     * The same for a fresh load process (client section): in run 13, a
+     * generation's first round of client unary cost 1.07-1.42x (mean 1.19)
+     * its second on proto-loader after 0.5 s of warm-up. 1 s rather than 2
+     * to keep the run near 15 minutes.
+     */
+    clientFirstPrewarmSeconds: 1,
     cancels: 300,
     soakCalls: 100_000
   }
@@ -307,17 +315,9 @@ interface H2Scenario {
 
 const streamed = 1000
 const small: EchoRequest = { message: "x".repeat(64) }
-/**
- * In the order measured. A fresh server process is still settling for tens
- * of seconds after its warm-up (its heap growing to its working size): in the
- * full runs of 2026-11, a generation's first round of its first row cost
- * 1.22x its second on proto-loader (unary 64 B, run 13), and that row's
- * control ratio varied 2-3x more within a generation than any later row's.
- * The 4 KiB row, which no target reads, takes that transient.
- */
 const serverScenarios: ReadonlyArray<H2Scenario> = [
-  { name: "unary 4 KiB", method: "UnaryEcho", body: [{ message: "x".repeat(4096) }], perRequest: 1, connections: 4, streams: 16 },
   { name: "unary 64 B", method: "UnaryEcho", body: [small], perRequest: 1, connections: 4, streams: 16 },
+  { name: "unary 4 KiB", method: "UnaryEcho", body: [{ message: "x".repeat(4096) }], perRequest: 1, connections: 4, streams: 16 },
   { name: `server-streaming ${streamed}×64 B`, method: "ServerStreamingEcho", body: [{ message: String(streamed) }], perRequest: streamed, connections: 2, streams: 2 },
   { name: `client-streaming ${streamed}×64 B`, method: "ClientStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 },
   { name: `bidi ${streamed}×64 B`, method: "BidirectionalStreamingEcho", body: Array(streamed).fill(small), perRequest: streamed, connections: 2, streams: 2 }
@@ -406,11 +406,8 @@ const compareServers = async () => {
       const prewarmSeconds = index === 0 ? settings.firstPrewarmSeconds : settings.prewarmSeconds
       const scenarioSides: Array<Side> = [...sides, ...probes.filter(([, rows]) => rows.includes(scenario.name)).map(([side]) => side)]
       // Warm every server up (JIT) and size the measured run from the baseline's rate.
-      // The first row warms up every server of the generation, the probes
-      // too when they are not measured in it, so that none meets its first
-      // measured row fresh.
       let requests = 0
-      for (const side of index === 0 ? generationSides : scenarioSides) {
+      for (const side of scenarioSides) {
         const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
         const perSecond = warm.succeeded / warm.seconds
         const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * prewarmSeconds)))
@@ -475,9 +472,8 @@ const compareClients = async () => {
       await Promise.all(sides.map(async (side) => [side, await startLoad(implOf(side), server.port)] as const))
     )
     for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
-      // A fresh load process's first row gets the longer warm-up, as a fresh server's does.
       const prewarmSeconds = row === clientScenarios.find(([name]) => keepRow(name))?.[0]
-        ? settings.firstPrewarmSeconds
+        ? settings.clientFirstPrewarmSeconds
         : settings.prewarmSeconds
       for (const side of sides) await timedRun(loads.get(side)!, scenario, prewarmSeconds * 1000, 1)
       for (const round of generationRounds(generation)) {
