@@ -10,12 +10,12 @@
  *   generator, is the bottleneck. For the streaming kinds one request carries
  *   (or asks for) 1000 messages.
  * - Client CPU: each client drives the same plain grpc-js server.
- * - Every side's process is warmed up first and serves two rounds (then a
- *   fresh generation of processes takes over); each round runs every side
- *   once, fiber-grpc and a second proto-loader side (`control`, the noise
- *   floor) each next to proto-loader, the others around them in an order
- *   that changes from round to round. Ratios are per round, against the
- *   proto-loader side of the same round.
+ * - Every side's process is warmed up first and serves a generation's
+ *   rounds (two in a full run; then fresh processes take over). Each round
+ *   runs every side once, fiber-grpc and a second proto-loader side
+ *   (`control`, the noise floor) each next to proto-loader, the others
+ *   around them in an order that changes from round to round. Ratios are per
+ *   round, against the proto-loader side of the same round.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
