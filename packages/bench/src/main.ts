@@ -471,10 +471,8 @@ const compareClients = async () => {
     const loads = new Map<Side, Proc>(
       await Promise.all(sides.map(async (side) => [side, await startLoad(implOf(side), server.port)] as const))
     )
-    for (const [row, scenario] of clientScenarios.filter(([name]) => keepRow(name))) {
-      const prewarmSeconds = row === clientScenarios.find(([name]) => keepRow(name))?.[0]
-        ? settings.clientFirstPrewarmSeconds
-        : settings.prewarmSeconds
+    for (const [index, [row, scenario]] of clientScenarios.filter(([name]) => keepRow(name)).entries()) {
+      const prewarmSeconds = index === 0 ? settings.clientFirstPrewarmSeconds : settings.prewarmSeconds
       for (const side of sides) await timedRun(loads.get(side)!, scenario, prewarmSeconds * 1000, 1)
       for (const round of generationRounds(generation)) {
         for (const side of roundOrder(sides, round)) {

@@ -5,7 +5,7 @@ import { EchoDefinition, EchoResponse } from "@fiber-grpc/protos/grpc/examples/e
 import { Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { GrpcClient, GrpcError, GrpcServer, GrpcTest } from "../src/index.js"
 import { assertDeadlineCarried } from "./deadlines.js"
-import { echoDefaults, rawServer } from "./helpers.js"
+import { echoDefaults, grpcServer, rawServer } from "./helpers.js"
 
 /** A client on its own channel, open for the rest of the test. */
 const echoClient = (port: number) =>
@@ -382,22 +382,14 @@ describe("GrpcClient: a response that does not decode", () => {
   })
   /** A plain grpc-js server that sends the bytes it is given as responses. */
   const bytesServer = (cancelled: Deferred.Deferred<void>) =>
-    Effect.acquireRelease(
-      Effect.callback<{ port: number; server: grpc.Server }>((resume) => {
-        const server = new grpc.Server()
-        server.addService({ UnaryEcho: method("UnaryEcho", false), ServerStreamingEcho: method("ServerStreamingEcho", true) }, {
-          UnaryEcho: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, garbage),
-          ServerStreamingEcho: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-            call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.void))
-            call.write(Buffer.from(EchoResponse.encode({ message: "first" }).finish()))
-            call.write(garbage)
-          }
-        })
-        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
-          resume(error ? Effect.die(error) : Effect.succeed({ port, server })))
-      }),
-      ({ server }) => Effect.sync(() => server.forceShutdown())
-    )
+    grpcServer({ UnaryEcho: method("UnaryEcho", false), ServerStreamingEcho: method("ServerStreamingEcho", true) }, {
+      UnaryEcho: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, garbage),
+      ServerStreamingEcho: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        call.on("cancelled", () => Deferred.doneUnsafe(cancelled, Exit.void))
+        call.write(Buffer.from(EchoResponse.encode({ message: "first" }).finish()))
+        call.write(garbage)
+      }
+    })
 
   it.effect("fails the call with INTERNAL 'Response message parsing error'; a stream after the responses before it, cancelling the call", () =>
     Effect.gen(function*() {

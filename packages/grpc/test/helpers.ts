@@ -178,21 +178,26 @@ export const gate = Effect.acquireRelease(
  * A plain @grpc/grpc-js Echo server, no framework code, for tests where the
  * framework's client must be checked against a peer we did not write.
  */
-export const rawServer = (implementation: Partial<EchoServer>) =>
+export const rawServer = (implementation: Partial<EchoServer>) => {
+  const missing = (_call: unknown, callback?: grpc.sendUnaryData<unknown>) =>
+    callback?.({ code: grpc.status.UNIMPLEMENTED })
+  return grpcServer(EchoService, {
+    unaryEcho: missing,
+    serverStreamingEcho: (call: grpc.ServerWritableStream<EchoRequest, EchoResponse>) =>
+      call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
+    clientStreamingEcho: missing,
+    bidirectionalStreamingEcho: (call: grpc.ServerDuplexStream<EchoRequest, EchoResponse>) =>
+      call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
+    ...implementation
+  })
+}
+
+/** A plain @grpc/grpc-js server for any service definition, on an ephemeral port, shut down with its scope. */
+export const grpcServer = (service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; server: grpc.Server }>((resume) => {
       const server = new grpc.Server()
-      const missing = (_call: unknown, callback?: grpc.sendUnaryData<unknown>) =>
-        callback?.({ code: grpc.status.UNIMPLEMENTED })
-      server.addService(EchoService, {
-        unaryEcho: missing,
-        serverStreamingEcho: (call: grpc.ServerWritableStream<EchoRequest, EchoResponse>) =>
-          call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
-        clientStreamingEcho: missing,
-        bidirectionalStreamingEcho: (call: grpc.ServerDuplexStream<EchoRequest, EchoResponse>) =>
-          call.emit("error", { code: grpc.status.UNIMPLEMENTED }),
-        ...implementation
-      })
+      server.addService(service, implementation)
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
         resume(error ? Effect.die(error) : Effect.succeed({ port, server })))
     }),

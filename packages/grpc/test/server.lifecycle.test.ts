@@ -202,10 +202,14 @@ describe("GrpcServer: bad input", () => {
       responseDeserialize: (bytes: Buffer) => bytes
     }
   }, "Echo")
-  const rawBytes = (port: number, path: string, bytes: Buffer) =>
+  /** Sends `bytes` as the request of a unary call, or of a server-streaming one; the status the client saw. */
+  const rawBytes = (port: number, path: string, bytes: Buffer, serverStreaming = false) =>
     Effect.callback<grpc.StatusObject>((resume) => {
       const client = new RawEcho(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
-      const call = client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, () => {})
+      const pass = (b: Buffer) => b
+      const call = serverStreaming
+        ? client.makeServerStreamRequest(path, pass, pass, bytes).on("data", () => {}).on("error", () => {})
+        : client.makeUnaryRequest(path, pass, pass, bytes, () => {})
       call.on("status", (status) => {
         client.close()
         resume(Effect.succeed(status))
@@ -226,16 +230,7 @@ describe("GrpcServer: bad input", () => {
       assert.strictEqual(status.details, "Error deserializing request")
       // The server decodes requests itself (internal/server/decodeRequest.ts),
       // for a server-streaming call as its handler starts.
-      const streamed = yield* Effect.callback<grpc.StatusObject>((resume) => {
-        const raw = new RawEcho(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure())
-        const call = raw.makeServerStreamRequest("/grpc.examples.echo.Echo/ServerStreamingEcho", (b: Buffer) => b, (b: Buffer) => b, garbage)
-        call.on("data", () => {})
-        call.on("error", () => {})
-        call.on("status", (s) => {
-          raw.close()
-          resume(Effect.succeed(s))
-        })
-      })
+      const streamed = yield* rawBytes(server.port, "/grpc.examples.echo.Echo/ServerStreamingEcho", garbage, true)
       assert.strictEqual(streamed.code, grpc.status.INTERNAL)
       assert.strictEqual(streamed.details, "Error deserializing request")
       assert.deepStrictEqual(started, [])

@@ -2,10 +2,11 @@
  * Request messages are decoded by the adapter, not by grpc-js.
  *
  * The server registers every method with grpc-js with `passBytes`
- * (../codec.ts) as its request deserializer, so grpc-js holds only each message's bytes, and the
- * adapter decodes a message when the handler is about to get it: a unary or
- * server-streaming request as its handler starts, a streamed request when
- * the request Stream takes it (requestStream.ts).
+ * (../codec.ts) as its request deserializer, so grpc-js holds only each
+ * message's bytes, and the adapter decodes a message when the handler is
+ * about to get it: a unary or server-streaming request as its handler
+ * starts, a streamed request when the request Stream takes it
+ * (requestStream.ts).
  *
  * Why: grpc-js keeps a unary call's decoded request reachable until the
  * call's HTTP/2 stream has closed, well after a synchronous handler is done,
@@ -15,11 +16,11 @@
  * collection. After 20,000 unary calls under load, that had happened to the
  * benchmark's request type (on this framework and on plain grpc-js with
  * ts-proto's codecs alike; protobufjs builds messages with constructors,
- * which V8 does not pretenure). From then on every message of that type, in every call kind,
- * was allocated in the old generation, and each of its fields was copied out
- * of the young generation at the next scavenge (README "Where the streaming
- * overhead went"). Decoded here, a request is reachable only from its handler,
- * and dies young when the handler is done with it.
+ * which V8 does not pretenure). From then on every message of that type, in
+ * every call kind, was allocated in the old generation, and each of its
+ * fields was copied out of the young generation at the next scavenge (README
+ * "Where the streaming overhead went"). Decoded here, a request is reachable
+ * only from its handler, and dies young when the handler is done with it.
  *
  * A request that does not decode gets the status grpc-js gives it:
  * `INTERNAL` "Error deserializing request".
