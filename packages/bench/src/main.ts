@@ -60,6 +60,7 @@ const settings = quick
     rounds: 2,
     generations: 1,
     windowSeconds: 0.5,
+    unaryWindowSeconds: 0.5,
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     firstPrewarmSeconds: 0.5,
@@ -85,6 +86,17 @@ const settings = quick
      */
     generations: 6,
     windowSeconds: 0.75,
+    /**
+     * The window of the 64 B unary rows (server and client), the rows whose
+     * control would not settle: a mark-compact of a proto-loader server
+     * costs about 100 ms of CPU and comes about every 20,000 calls, so a
+     * 0.75 s window (about 21,000 calls) held none, one or two of them. In
+     * three partial runs of each (server unary 64 B, 6 generations, 12
+     * rounds), the control's per-round log-ratio had an sd of 0.10-0.18
+     * with 0.75 s windows, 0.05-0.09 with 1.5 s and 0.03-0.08 with 3 s;
+     * client unary, two runs each: 0.13-0.19 and 0.08-0.09.
+     */
+    unaryWindowSeconds: 1.5,
     clientWarmupMs: 200,
     prewarmSeconds: 0.5,
     /**
@@ -107,6 +119,9 @@ const settings = quick
   }
 settings.rounds = numberArg("rounds") ?? settings.rounds
 settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
+settings.unaryWindowSeconds = numberArg("window") ?? settings.unaryWindowSeconds
+/** A row's measured window, in seconds. */
+const windowOf = (row: string) => row.startsWith("unary 64 B") ? settings.unaryWindowSeconds : settings.windowSeconds
 settings.generations = Math.min(settings.rounds, numberArg("generations") ?? settings.generations)
 
 // --------------------------------------------------------------------- sides
@@ -404,6 +419,7 @@ const compareServers = async () => {
     for (const [index, scenario] of serverScenarios.filter((s) => keepRow(s.name)).entries()) {
       const file = bodyFile(scenario)
       const prewarmSeconds = index === 0 ? settings.firstPrewarmSeconds : settings.prewarmSeconds
+      const windowSeconds = windowOf(scenario.name)
       const scenarioSides: Array<Side> = [...sides, ...probes.filter(([, rows]) => rows.includes(scenario.name)).map(([side]) => side)]
       // Warm every server up (JIT) and size the measured run from the baseline's rate.
       let requests = 0
@@ -411,11 +427,11 @@ const compareServers = async () => {
         const warm = await h2loadRun(servers.get(side)!, scenario, file, scenario.connections * scenario.streams * 4)
         const perSecond = warm.succeeded / warm.seconds
         const warmup = await h2loadRun(servers.get(side)!, scenario, file, Math.max(64, Math.round(perSecond * prewarmSeconds)))
-        if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * settings.windowSeconds))
+        if (side === "protoloader") requests = Math.max(64, Math.round(warmup.succeeded / warmup.seconds * windowSeconds))
       }
       requests = sized.get(scenario.name) ?? requests
       for (const round of generationRounds(generation)) {
-        let baselineSeconds = settings.windowSeconds
+        let baselineSeconds = windowSeconds
         for (const side of roundOrder(scenarioSides, round)) {
           log(`server: ${scenario.name}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]} (${requests} requests)`)
           const r = await h2loadRun(servers.get(side)!, scenario, file, requests)
@@ -427,10 +443,10 @@ const compareServers = async () => {
         }
         // A server is still getting faster during its warm-up (JIT), so the
         // size taken from it gave unary windows of about 0.4-0.5 s instead
-        // of 0.75 (the shortest windows on the noisiest rows). Every side of
+        // of the 0.75 asked for (the shortest windows on the noisiest rows). Every side of
         // a round runs the same requests; the next round's count follows
         // the baseline's last window, within a factor of 2 per step.
-        const factor = Math.min(2, Math.max(0.5, settings.windowSeconds / baselineSeconds))
+        const factor = Math.min(2, Math.max(0.5, windowSeconds / baselineSeconds))
         requests = Math.max(64, Math.round(requests * factor))
         sized.set(scenario.name, requests)
       }
@@ -477,7 +493,7 @@ const compareClients = async () => {
       for (const round of generationRounds(generation)) {
         for (const side of roundOrder(sides, round)) {
           log(`client: ${row}, round ${round + 1}/${settings.rounds}, ${sideLabel[side]}`)
-          add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, settings.windowSeconds * 1000))
+          add(clientSamples, row, side, await timedRun(loads.get(side)!, scenario, settings.clientWarmupMs, windowOf(row) * 1000))
         }
       }
     }
@@ -677,13 +693,13 @@ const render = (elapsed: number): string => {
 
   line("### Server CPU, server-bound (h2load as the load generator)")
   line()
-  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server; the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Each side runs ${settings.rounds} windows, one per round. Load from outside the benchmark only ever adds CPU time to a window, so a side's µs/op is the lower quartile of its windows. A ratio pairs the two sides' windows of the same round (measured back to back, so slow drifts of outside load cancel out): it is the median of the per-round ratios, and [low–high] their interquartile range. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
+  line(`CPU µs per op (per call for unary, per message for streams) of the server process (\`process.cpuUsage()\`, all threads) over a run of h2load requests sized to about ${settings.windowSeconds} s on the proto-loader server (${settings.unaryWindowSeconds} s on the unary 64 B row); the same number of requests for every side. Unary: ${serverScenarios[0]!.connections} connections × ${serverScenarios[0]!.streams} streams. Streams: ${serverScenarios[2]!.connections} connections × ${serverScenarios[2]!.streams} streams; a server-streaming request asks for ${streamed} messages, a client-streaming or bidi request carries ${streamed}. Each side runs ${settings.rounds} windows, one per round. Load from outside the benchmark only ever adds CPU time to a window, so a side's µs/op is the lower quartile of its windows. A ratio pairs the two sides' windows of the same round (measured back to back, so slow drifts of outside load cancel out): it is the median of the per-round ratios, and [low–high] their interquartile range. \`control\` is a second proto-loader server against the first: the noise floor of every ratio in its row.`)
   line()
   cpuTable(serverSamples, serverScenarios.map((s) => s.name), "µs/op", "mean")
   line()
   line("### Client CPU (each client against the same plain grpc-js server)")
   line()
-  line(`CPU µs per op of the client process over a ${settings.windowSeconds} s window (after ${settings.clientWarmupMs} ms of warm-up); unary at concurrency 16, streams one at a time. Same ratios and control as above.`)
+  line(`CPU µs per op of the client process over a ${settings.windowSeconds} s window (${settings.unaryWindowSeconds} s on the unary row; after ${settings.clientWarmupMs} ms of warm-up); unary at concurrency 16, streams one at a time. Same ratios and control as above.`)
   line()
   cpuTable(clientSamples, clientScenarios.map(([r]) => r), "µs/op", "p50p99")
   line()
@@ -809,7 +825,7 @@ const main = async () => {
     "",
     `- Machine: ${machine}`,
     `- Command: \`flock /tmp/bench.lock npx -y pnpm@10.34.9 bench${quick ? " --quick" : ""}\``,
-    `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round; ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls on each server.`,
+    `- Settings: ${settings.rounds} rounds; ${settings.windowSeconds} s measured per side per round (${settings.unaryWindowSeconds} s on the unary 64 B rows); ${settings.cancels} cancels per path per round; soak ${fmt(settings.soakCalls)} calls on each server.`,
     `- Date: ${new Date().toISOString()}`,
     "",
     `Sides: **fiber-grpc** (this framework); **grpc-js + proto-loader** (plain @grpc/grpc-js with @grpc/proto-loader, as grpc.io's Node quickstart: the baseline of every ratio); **grpc-js + ts-proto** (plain grpc-js with ts-proto's generated grpc-js service); **nice-grpc** (with the same ts-proto definitions as fiber-grpc). Every side runs in its own process, started afresh ${settings.generations === 1 ? "once per section" : `${settings.generations} times per section (each process serves ${Math.ceil(settings.rounds / settings.generations)} rounds), so that one process's luck (its JIT, its heap's growth) cannot bias all of a side's windows`}; each round runs every side once, fiber-grpc and the control each next to proto-loader, the other sides around them in an order that changes from round to round.`,
