@@ -89,8 +89,8 @@ const settings = quick
     /**
      * The window of the 64 B unary rows (server and client), the rows whose
      * control would not settle: a mark-compact of a proto-loader server
-     * costs about 100 ms of CPU and comes about every 20,000 calls, so a
-     * 0.75 s window (about 21,000 calls) held none, one or two of them. In
+     * costs 50-120 ms of CPU and comes about every 20,000 calls, so a 0.75 s
+     * window (about 21,000 calls) held none, one or two of them. In
      * three partial runs of each (server unary 64 B, 6 generations, 12
      * rounds), the control's per-round log-ratio had an sd of 0.10-0.18
      * with 0.75 s windows, 0.05-0.09 with 1.5 s and 0.03-0.08 with 3 s;
