@@ -91,10 +91,10 @@ const settings = quick
      * control would not settle: a mark-compact of a proto-loader server
      * costs 50-120 ms of CPU and comes about every 20,000 calls, so a 0.75 s
      * window (about 21,000 calls) held none, one or two of them. In
-     * three partial runs of each (server unary 64 B, 6 generations, 12
-     * rounds), the control's per-round log-ratio had an sd of 0.10-0.18
-     * with 0.75 s windows, 0.05-0.09 with 1.5 s and 0.03-0.08 with 3 s;
-     * client unary, two runs each: 0.13-0.19 and 0.08-0.09.
+     * partial runs (server unary 64 B, 6 generations, 12 rounds), the
+     * control's per-round log-ratio had an sd of 0.10-0.18 with 0.75 s
+     * windows (three runs), 0.05-0.09 with 1.5 s (two) and 0.03-0.08 with
+     * 3 s (three); client unary, two runs each: 0.13-0.19 and 0.08-0.09.
      */
     unaryWindowSeconds: 1.5,
     clientWarmupMs: 200,
@@ -442,10 +442,10 @@ const compareServers = async () => {
           if (side === "protoloader") baselineSeconds = r.seconds
         }
         // A server is still getting faster during its warm-up (JIT), so the
-        // size taken from it gave unary windows of about 0.4-0.5 s instead
-        // of the 0.75 asked for (the shortest windows on the noisiest rows). Every side of
-        // a round runs the same requests; the next round's count follows
-        // the baseline's last window, within a factor of 2 per step.
+        // size taken from it gave windows shorter than asked for (unary:
+        // about 0.4-0.5 s for 0.75). Every side of a round runs the same
+        // requests; the next round's count follows the baseline's last
+        // window, within a factor of 2 per step.
         const factor = Math.min(2, Math.max(0.5, windowSeconds / baselineSeconds))
         requests = Math.max(64, Math.round(requests * factor))
         sized.set(scenario.name, requests)
