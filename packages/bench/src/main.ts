@@ -35,7 +35,7 @@ const only = (() => {
   return i >= 0 ? new Set(process.argv[i + 1]?.split(",")) : undefined
 })()
 const runs = (section: "codec" | "server" | "client" | "cancel" | "soak") => only === undefined || only.has(section)
-/** Development flags (a run with any of them writes nothing): `--rows a,b` (rows whose name starts so), `--sides framework,...` (besides proto-loader and control), `--rounds N`, `--generations N`, `--window S`. */
+/** Development flags (a run with any of them writes nothing): `--rows a,b` (rows whose name starts so), `--sides framework,...` (besides proto-loader and control), `--rounds N`, `--generations N`, `--window S` (every row's window, the unary rows' too). */
 const listArg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? process.argv[i + 1]?.split(",") : undefined
@@ -120,7 +120,7 @@ const settings = quick
 settings.rounds = numberArg("rounds") ?? settings.rounds
 settings.windowSeconds = numberArg("window") ?? settings.windowSeconds
 settings.unaryWindowSeconds = numberArg("window") ?? settings.unaryWindowSeconds
-/** A row's measured window, in seconds. */
+/** A row's measured window, in seconds: the longer one for the server's `unary 64 B` row and the client's `unary 64 B c=16`. */
 const windowOf = (row: string) => row.startsWith("unary 64 B") ? settings.unaryWindowSeconds : settings.windowSeconds
 settings.generations = Math.min(settings.rounds, numberArg("generations") ?? settings.generations)
 
